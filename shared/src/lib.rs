@@ -1,0 +1,12 @@
+//! The engine of mfa-preload: bulk pre-registration of Entra ID MFA/SSPR methods.
+//!
+//! Everything the Lambda functions, the CLI and the tests share lives here. The outside world
+//! (S3, SQS, Secrets Manager, Graph) is reached through small ports so the same engine runs in
+//! Lambda, on a laptop and in tests.
+
+pub mod mask;
+pub mod message;
+pub mod reason;
+
+pub use message::{DlqEntry, Job, Methods, Policy, Request, MESSAGE_VERSION};
+pub use reason::{Outcome, Reason};
