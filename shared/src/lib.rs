@@ -4,6 +4,7 @@
 //! (S3, SQS, Secrets Manager, Graph) is reached through small ports so the same engine runs in
 //! Lambda, on a laptop and in tests.
 
+pub mod aws;
 pub mod mask;
 pub mod message;
 pub mod reason;

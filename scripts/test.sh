@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine (needs only cargo, python3, pip, apt-get):
+#   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv and shellcheck,
+#   2. checks formatting and clippy,
+#   3. starts the moto server (S3, SQS, Secrets Manager) on 127.0.0.1 on a free port,
+#   4. runs all Rust tests (unit, integration against moto and the Graph simulator, end to end),
+#   5. lints and scans template.yaml and shellchecks infra/ scripts,
+# and stops the moto server at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+cache=${MFA_PRELOAD_CACHE:-"$HOME/.cache/mfa-preload"}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-"$cache/target"}
+venv=${MFA_PRELOAD_VENV:-"$cache/venv"}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python tools (virtualenv $venv)"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! cmp -s tests/requirements.txt "$venv/.requirements.installed" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/.requirements.installed"
+fi
+
+step "shellcheck"
+if ! command -v shellcheck >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq shellcheck >/dev/null
+  else
+    echo "shellcheck is missing and apt-get is not available" >&2
+    exit 1
+  fi
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+
+step "build (release: the tests run the same binaries Lambda would)"
+cargo build --release --workspace --all-targets --quiet
+
+step "start the moto server"
+port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+moto_log=$(mktemp -t moto.XXXXXX.log)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "moto server failed to start:" >&2; cat "$moto_log" >&2; exit 1
+  fi
+  sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+echo "moto server on $AWS_ENDPOINT_URL"
+
+step "cargo test (all crates)"
+cargo test --release --workspace --quiet -- --test-threads 2
+
+step "template.yaml: cfn-lint and checkov; infra scripts: shellcheck"
+PATH="$venv/bin:$PATH" bash "$root/infra/check-template.sh"
+
+echo
+echo "all checks passed"

@@ -1,0 +1,9 @@
+//! Adapters from the engine's ports to AWS: S3 objects, SQS queues and Secrets Manager.
+//!
+//! Clients are built once from the standard SDK configuration (region, credentials,
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` for emulators) and injected.
+
+pub mod clients;
+pub mod s3;
+pub mod secrets;
+pub mod sqs;
