@@ -85,14 +85,18 @@ async fn run(args: Args) -> Result<(), String> {
             cfg.faults.rate
         ));
     }
-    let sim = GraphSim::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)), cfg)
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let mut apps = Vec::new();
     for spec in &args.register {
         let (tenant, client, file) = parse_registration(spec)?;
         let pem = std::fs::read_to_string(&file)
             .map_err(|e| format!("--register: cannot read {}: {e}", file.display()))?;
-        sim.try_register_app(&tenant, &client, &pem)
+        apps.push((tenant, client, file, pem));
+    }
+    let sim = GraphSim::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)), cfg)
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    for (tenant, client, file, pem) in &apps {
+        sim.try_register_app(tenant, client, pem)
             .map_err(|e| format!("--register: {}: {e}", file.display()))?;
         tracing::info!(%tenant, %client, "app registered");
     }
@@ -128,6 +132,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,

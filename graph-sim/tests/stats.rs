@@ -104,3 +104,53 @@ async fn latency_is_added_and_adjustable() {
     env.call(Method::GET, &phones("a@contoso.com"), None).await;
     assert!(start.elapsed() < std::time::Duration::from_millis(150));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_counted() {
+    let users: Vec<SeedUser> = (0..50)
+        .map(|i| SeedUser::new(format!("u{i}@contoso.com")))
+        .collect();
+    let env = Env::with_users(SimConfig::default(), users).await;
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..25 {
+        let client = env.client.clone();
+        let token = env.token.clone();
+        let base = env.sim.base_url();
+        tasks.spawn(async move {
+            let mut created = 0u64;
+            for round in 0..40 {
+                let upn = format!("u{}@contoso.com", (worker * 2 + round % 2) % 50);
+                let url = format!("{base}{}", phones(&upn));
+                let resp = if round < 2 {
+                    client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"phoneNumber": format!("+1 20655{worker:05}"), "phoneType": "mobile"}))
+                        .send()
+                        .await
+                } else {
+                    client.get(&url).bearer_auth(&token).send().await
+                }
+                .expect("request");
+                if resp.status().as_u16() == 201 {
+                    created += 1;
+                }
+            }
+            created
+        });
+    }
+    let mut created = 0;
+    while let Some(r) = tasks.join_next().await {
+        created += r.expect("task");
+    }
+    let elapsed = start.elapsed();
+    eprintln!("1000 requests in {elapsed:?}");
+    let stats = env.sim.stats();
+    assert_eq!(stats.requests, 1000);
+    assert_eq!(stats.posts, 50);
+    assert_eq!(stats.gets, 950);
+    assert_eq!(created, 50);
+    assert_eq!(env.sim.write_log().len(), 50);
+    assert!(env.sim.users().iter().all(|u| u.mobile.is_some()));
+}
