@@ -1,0 +1,174 @@
+//! Simulator configuration: latency, throttling budgets, fault injection and tenant policy.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How the simulator behaves. `Default` models a large tenant (8,000 RU per 10 s, 3,000 writes
+/// per 150 s), no latency, no faults, SMS sign-in policy off, only seeded users exist.
+///
+/// A budget of `0` disables that budget (unlimited).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Delay added to every request (Graph and token endpoint) before it is processed.
+    pub latency: Duration,
+    /// Resource units per `window` (GET = 1 RU, write = 2 RU; see the crate docs).
+    pub ru_per_window: u32,
+    /// Length of the sliding resource-unit window.
+    pub window: Duration,
+    /// Write requests (POST/PATCH/DELETE) per `write_window`.
+    pub writes_per_window: u32,
+    /// Length of the sliding write window.
+    pub write_window: Duration,
+    /// Random fault injection.
+    pub faults: FaultConfig,
+    /// Tenant policy enables SMS sign-in for new mobile methods.
+    pub sms_sign_in_policy: bool,
+    /// Any UPN (a user id containing `@`) exists: unknown users are created on first use.
+    pub auto_create_users: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            latency: Duration::ZERO,
+            ru_per_window: 8000,
+            window: Duration::from_secs(10),
+            writes_per_window: 3000,
+            write_window: Duration::from_secs(150),
+            faults: FaultConfig::default(),
+            sms_sign_in_policy: false,
+            auto_create_users: false,
+        }
+    }
+}
+
+/// Random faults on Graph endpoints (never on the token endpoint or on the in-process control API).
+///
+/// Each Graph request that passed authentication and throttling is faulted with probability
+/// `rate`; the kind is drawn uniformly from `kinds`. An empty `kinds` list injects nothing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultConfig {
+    /// Probability in `[0, 1]` that a request is faulted.
+    pub rate: f64,
+    /// Kinds to draw from.
+    pub kinds: Vec<FaultKind>,
+}
+
+impl FaultConfig {
+    /// No faults.
+    pub fn none() -> Self {
+        FaultConfig::default()
+    }
+
+    /// Faults with probability `rate`, drawn from `kinds`.
+    pub fn new(rate: f64, kinds: Vec<FaultKind>) -> Self {
+        FaultConfig { rate, kinds }
+    }
+
+    /// Every transient kind (all but [`FaultKind::AfterCommit`]).
+    pub fn transient(rate: f64) -> Self {
+        FaultConfig::new(
+            rate,
+            vec![
+                FaultKind::Throttle429,
+                FaultKind::Status500,
+                FaultKind::Status503,
+                FaultKind::Timeout,
+                FaultKind::Drop,
+            ],
+        )
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.rate > 0.0 && !self.kinds.is_empty()
+    }
+}
+
+/// What an injected fault does. All kinds except `AfterCommit` strike before any state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// 429 `TooManyRequests` with a `Retry-After` (0.05-0.5 s).
+    Throttle429,
+    /// 500 `generalException`.
+    Status500,
+    /// 503 `serviceNotAvailable`, with a `Retry-After` half of the time.
+    Status503,
+    /// The request is held (30 s by default, see `GraphSim::set_timeout_hold`), then 504.
+    Timeout,
+    /// The connection is closed without any response.
+    Drop,
+    /// The request is applied, then answered with 500 (proves client idempotence).
+    AfterCommit,
+}
+
+impl FaultKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Throttle429,
+        FaultKind::Status500,
+        FaultKind::Status503,
+        FaultKind::Timeout,
+        FaultKind::Drop,
+        FaultKind::AfterCommit,
+    ];
+
+    /// The name used by `FromStr` and `Display`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Throttle429 => "429",
+            FaultKind::Status500 => "500",
+            FaultKind::Status503 => "503",
+            FaultKind::Timeout => "timeout",
+            FaultKind::Drop => "drop",
+            FaultKind::AfterCommit => "after-commit",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown fault kind name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault kind '{0}' (expected one of 429, 500, 503, timeout, drop, after-commit)")]
+pub struct UnknownFaultKind(pub String);
+
+impl FromStr for FaultKind {
+    type Err = UnknownFaultKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "429" | "throttle" | "throttle429" => Ok(FaultKind::Throttle429),
+            "500" | "status500" => Ok(FaultKind::Status500),
+            "503" | "status503" => Ok(FaultKind::Status503),
+            "timeout" => Ok(FaultKind::Timeout),
+            "drop" => Ok(FaultKind::Drop),
+            "after-commit" | "aftercommit" | "after_commit" => Ok(FaultKind::AfterCommit),
+            _ => Err(UnknownFaultKind(s.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_kind_names_round_trip() {
+        for k in FaultKind::ALL {
+            assert_eq!(k.as_str().parse::<FaultKind>(), Ok(k));
+        }
+        assert!("teapot".parse::<FaultKind>().is_err());
+    }
+
+    #[test]
+    fn empty_kinds_is_inactive() {
+        assert!(!FaultConfig::new(1.0, vec![]).is_active());
+        assert!(!FaultConfig::new(0.0, vec![FaultKind::Drop]).is_active());
+        assert!(FaultConfig::transient(0.1).is_active());
+    }
+}

@@ -1,0 +1,144 @@
+//! `graph-sim`: run the Microsoft Graph simulator by hand on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use graph_sim::{FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Simulates Microsoft Graph authentication phone/email methods and the token endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "graph-sim", version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0, env = "GRAPH_SIM_PORT")]
+    port: u16,
+    /// Delay added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Resource units per window (GET 1 RU, write 2 RU; 0 = unlimited).
+    #[arg(long, default_value_t = 8000)]
+    ru_per_window: u32,
+    /// Resource-unit window, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    window_ms: u64,
+    /// Writes per write window (0 = unlimited).
+    #[arg(long, default_value_t = 3000)]
+    writes_per_window: u32,
+    /// Write window, in milliseconds.
+    #[arg(long, default_value_t = 150_000)]
+    write_window_ms: u64,
+    /// Probability of an injected fault per Graph request.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Fault kinds to draw from: 429, 500, 503, timeout, drop, after-commit.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "429,500,503,timeout,drop"
+    )]
+    fault_kinds: Vec<FaultKind>,
+    /// SMS sign-in policy: new mobiles get SMS sign-in enabled.
+    #[arg(long)]
+    sms_sign_in_policy: bool,
+    /// Any UPN exists (users are created on first use).
+    #[arg(long)]
+    auto_create_users: bool,
+    /// Register an app: TENANT:CLIENT_ID:CERTIFICATE_PEM_FILE (repeatable).
+    #[arg(long, value_name = "TENANT:CLIENT:CERTFILE")]
+    register: Vec<String>,
+    /// Seed users from a JSON array of {upn, id?, mobile?, alternateMobile?, office?, email?,
+    /// defaultMethod?, smsSignInEnabled?}.
+    #[arg(long, value_name = "USERS_JSON")]
+    seed: Option<PathBuf>,
+}
+
+fn parse_registration(spec: &str) -> Result<(String, String, PathBuf), String> {
+    let mut parts = spec.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(t), Some(c), Some(f)) if !t.is_empty() && !c.is_empty() && !f.is_empty() => {
+            Ok((t.to_string(), c.to_string(), PathBuf::from(f)))
+        }
+        _ => Err(format!(
+            "--register '{spec}': expected TENANT:CLIENT_ID:CERTIFICATE_PEM_FILE"
+        )),
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let cfg = SimConfig {
+        latency: Duration::from_millis(args.latency_ms),
+        ru_per_window: args.ru_per_window,
+        window: Duration::from_millis(args.window_ms),
+        writes_per_window: args.writes_per_window,
+        write_window: Duration::from_millis(args.write_window_ms),
+        faults: FaultConfig::new(args.fault_rate, args.fault_kinds),
+        sms_sign_in_policy: args.sms_sign_in_policy,
+        auto_create_users: args.auto_create_users,
+    };
+    if !(0.0..=1.0).contains(&cfg.faults.rate) {
+        return Err(format!(
+            "--fault-rate {}: must be between 0 and 1",
+            cfg.faults.rate
+        ));
+    }
+    let mut apps = Vec::new();
+    for spec in &args.register {
+        let (tenant, client, file) = parse_registration(spec)?;
+        let pem = std::fs::read_to_string(&file)
+            .map_err(|e| format!("--register: cannot read {}: {e}", file.display()))?;
+        apps.push((tenant, client, file, pem));
+    }
+    let sim = GraphSim::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)), cfg)
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    for (tenant, client, file, pem) in &apps {
+        sim.try_register_app(tenant, client, pem)
+            .map_err(|e| format!("--register: {}: {e}", file.display()))?;
+        tracing::info!(%tenant, %client, "app registered");
+    }
+    if let Some(path) = &args.seed {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--seed: cannot read {}: {e}", path.display()))?;
+        let users: Vec<SeedUser> =
+            serde_json::from_str(&text).map_err(|e| format!("--seed: {}: {e}", path.display()))?;
+        if let Some((i, _)) = users.iter().enumerate().find(|(_, u)| u.upn.is_empty()) {
+            return Err(format!(
+                "--seed: {}: user #{} has no upn",
+                path.display(),
+                i + 1
+            ));
+        }
+        let n = users.len();
+        sim.add_users(users);
+        tracing::info!(users = n, "users seeded");
+    }
+    println!("{}", sim.base_url());
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    tracing::info!(stats = ?sim.stats(), "shutting down");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("graph-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Public data types: seeds, user snapshots, the write log, statistics, fixed method ids.
+
+use serde::{Deserialize, Serialize};
+
+/// Id of every user's mobile phone method.
+pub const MOBILE_METHOD_ID: &str = "3179e48a-750b-4051-897c-87b9720928f7";
+/// Id of every user's alternate mobile phone method.
+pub const ALTERNATE_MOBILE_METHOD_ID: &str = "b6332ec1-7057-4abe-9331-3d72feddfe41";
+/// Id of every user's office phone method.
+pub const OFFICE_METHOD_ID: &str = "e37fc753-ff3b-4958-9484-eaa9425c82bc";
+/// Id of every user's (single) email method.
+pub const EMAIL_METHOD_ID: &str = "3ddfcfc8-9383-446f-83cc-3ab9be4be18f";
+
+/// Graph's `phoneType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhoneType {
+    Mobile,
+    AlternateMobile,
+    Office,
+}
+
+impl PhoneType {
+    /// The Graph name: `mobile`, `alternateMobile`, `office`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneType::Mobile => "mobile",
+            PhoneType::AlternateMobile => "alternateMobile",
+            PhoneType::Office => "office",
+        }
+    }
+
+    /// The fixed method id of this type.
+    pub fn method_id(self) -> &'static str {
+        match self {
+            PhoneType::Mobile => MOBILE_METHOD_ID,
+            PhoneType::AlternateMobile => ALTERNATE_MOBILE_METHOD_ID,
+            PhoneType::Office => OFFICE_METHOD_ID,
+        }
+    }
+
+    /// Parses a Graph `phoneType` (case-insensitive, as Graph accepts).
+    pub fn parse(s: &str) -> Option<PhoneType> {
+        [
+            PhoneType::Mobile,
+            PhoneType::AlternateMobile,
+            PhoneType::Office,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The type whose fixed method id is `id` (case-insensitive).
+    pub fn from_method_id(id: &str) -> Option<PhoneType> {
+        [
+            PhoneType::Mobile,
+            PhoneType::AlternateMobile,
+            PhoneType::Office,
+        ]
+        .into_iter()
+        .find(|t| t.method_id().eq_ignore_ascii_case(id))
+    }
+
+    /// Default sign-in methods (`userPreferredMethodForSecondaryAuthentication`) that rely on
+    /// this phone and so forbid deleting it.
+    pub fn default_methods_using(self) -> &'static [&'static str] {
+        match self {
+            PhoneType::Mobile => &["sms", "voiceMobile"],
+            PhoneType::AlternateMobile => &["voiceAlternateMobile"],
+            PhoneType::Office => &["voiceOffice"],
+        }
+    }
+}
+
+/// A user to seed. Missing JSON fields default to empty; JSON keys are camelCase
+/// (`alternateMobile`, `defaultMethod`, `smsSignInEnabled`) or snake_case.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SeedUser {
+    /// Object id; a random UUID when `None`.
+    pub id: Option<String>,
+    #[serde(alias = "userPrincipalName")]
+    pub upn: String,
+    /// Phones in Graph form `+CC NUMBER[xEXT]` (not validated when seeding).
+    pub mobile: Option<String>,
+    #[serde(alias = "alternate_mobile")]
+    pub alternate_mobile: Option<String>,
+    pub office: Option<String>,
+    pub email: Option<String>,
+    /// `userPreferredMethodForSecondaryAuthentication`, e.g. `sms`, `voiceMobile`, `push`.
+    #[serde(alias = "default_method")]
+    pub default_method: Option<String>,
+    /// SMS sign-in enabled on the mobile (`ready`, or `phoneNumberNotUnique` when another user
+    /// already has the number enabled). Ignored without a mobile.
+    #[serde(alias = "sms_sign_in_enabled")]
+    pub sms_sign_in_enabled: bool,
+}
+
+impl SeedUser {
+    /// A user with only a UPN.
+    pub fn new(upn: impl Into<String>) -> Self {
+        SeedUser {
+            upn: upn.into(),
+            ..SeedUser::default()
+        }
+    }
+}
+
+/// A snapshot of one user's simulated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserState {
+    pub id: String,
+    pub upn: String,
+    pub mobile: Option<String>,
+    pub alternate_mobile: Option<String>,
+    pub office: Option<String>,
+    pub email: Option<String>,
+    /// The mobile method's `smsSignInState` (`ready`, `notEnabled`, `phoneNumberNotUnique`);
+    /// `None` without a mobile.
+    pub sms_sign_in: Option<String>,
+    pub default_method: Option<String>,
+}
+
+/// One successful write call, in the order they were applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    /// The user's object id.
+    pub user_id: String,
+    /// The user's UPN.
+    pub upn: String,
+    /// `mobile`, `alternateMobile`, `office`, `email`, `smsSignIn`, `signInPreferences`.
+    pub method: String,
+    /// `create`, `update`, `delete`, `enable`, `disable`.
+    pub op: String,
+    /// The value written (phone number, email address, default method); `None` for deletes and
+    /// SMS sign-in changes.
+    pub value: Option<String>,
+}
+
+/// Counters since start (or the last `reset_stats`).
+///
+/// `requests` counts Graph API requests (a `$batch` counts once per inner request, plus one in
+/// `batches`); token requests are counted apart. `ru_used` and `writes` count what was charged
+/// against the budgets (requests admitted by the throttle, including faulted ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SimStats {
+    pub requests: u64,
+    pub gets: u64,
+    pub posts: u64,
+    pub patches: u64,
+    pub deletes: u64,
+    pub batches: u64,
+    pub token_requests: u64,
+    pub tokens_issued: u64,
+    pub token_errors: u64,
+    /// Graph requests refused with 401.
+    pub unauthorized: u64,
+    /// Requests refused by the throttle (429 from the budgets, not injected).
+    pub throttled: u64,
+    pub faults_injected: u64,
+    pub ru_used: u64,
+    pub writes: u64,
+    /// Resource units in the current sliding window.
+    pub ru_in_window: u64,
+    /// Writes in the current sliding write window.
+    pub writes_in_window: u64,
+    /// Highest resource units ever held in one sliding window.
+    pub peak_ru_in_window: u64,
+    /// Highest writes ever held in one sliding write window.
+    pub peak_writes_in_window: u64,
+}

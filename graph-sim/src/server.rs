@@ -1,0 +1,648 @@
+//! The HTTP side: the accept loop (one hyper connection task per socket, so a fault can drop a
+//! connection), the axum router, and the request pipeline
+//! latency -> authentication -> route -> throttle -> fault -> state change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::{Mutex, RwLock};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tower_service::Service;
+
+use crate::auth::{Auth, TokenRequestContext};
+use crate::config::{FaultConfig, FaultKind};
+use crate::directory::Directory;
+use crate::model::SimStats;
+use crate::response::{too_many_requests, unauthorized, GraphError, SimResponse};
+use crate::routes::{self, ApiVersion, Route};
+use crate::throttle::{format_retry_after, Throttle, READ_COST_RU, WRITE_COST_RU};
+
+/// Most requests Graph accepts in one `$batch`.
+pub const MAX_BATCH_REQUESTS: usize = 20;
+/// Page size of `GET /users` when `$top` is absent, and the largest `$top` accepted.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 999;
+
+/// Shared simulator state.
+pub(crate) struct Inner {
+    pub(crate) base_url: String,
+    pub(crate) directory: Mutex<Directory>,
+    pub(crate) throttle: Mutex<Throttle>,
+    pub(crate) stats: Mutex<SimStats>,
+    pub(crate) auth: Auth,
+    pub(crate) faults: RwLock<FaultConfig>,
+    pub(crate) latency_us: AtomicU64,
+    pub(crate) timeout_hold_ms: AtomicU64,
+}
+
+/// Lets a handler close the connection its request arrived on.
+#[derive(Clone)]
+pub(crate) struct ConnHandle(Arc<Notify>);
+
+/// How a request ends.
+enum Outcome {
+    Respond(SimResponse),
+    /// Close the connection without answering.
+    Drop,
+    /// Hold the request, then answer 504.
+    Timeout,
+}
+
+/// Whether `process` draws a fault itself or uses one drawn beforehand (`$batch`).
+enum FaultChoice {
+    Roll,
+    Preset(Option<FaultKind>),
+}
+
+fn ok(body: Value) -> SimResponse {
+    SimResponse::json(StatusCode::OK, body)
+}
+
+fn created(body: Value) -> SimResponse {
+    SimResponse::json(StatusCode::CREATED, body)
+}
+
+fn no_content(_: ()) -> SimResponse {
+    SimResponse::no_content()
+}
+
+fn random_retry_after() -> String {
+    format_retry_after(Duration::from_millis(rand::random_range(50..=500)))
+}
+
+impl Inner {
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn timeout_hold(&self) -> Duration {
+        Duration::from_millis(self.timeout_hold_ms.load(Ordering::Relaxed))
+    }
+
+    async fn sleep_latency(&self) {
+        let d = self.latency();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    fn count_request(&self, method: &Method) {
+        let mut s = self.stats.lock();
+        s.requests += 1;
+        match *method {
+            Method::GET => s.gets += 1,
+            Method::POST => s.posts += 1,
+            Method::PATCH => s.patches += 1,
+            Method::DELETE => s.deletes += 1,
+            _ => {}
+        }
+    }
+
+    /// Checks `Authorization: Bearer <issued token>`.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), SimResponse> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .unwrap_or("");
+        let refusal = if token.is_empty() {
+            Some("Access token is empty.")
+        } else if !self.auth.token_valid(token) {
+            Some("Lifetime validation failed, the token is expired.")
+        } else {
+            None
+        };
+        match refusal {
+            None => Ok(()),
+            Some(message) => {
+                self.stats.lock().unauthorized += 1;
+                Err(unauthorized(message))
+            }
+        }
+    }
+
+    fn roll_fault(&self) -> Option<FaultKind> {
+        let faults = self.faults.read();
+        if !faults.is_active() || !rand::random_bool(faults.rate.clamp(0.0, 1.0)) {
+            return None;
+        }
+        faults
+            .kinds
+            .get(rand::random_range(0..faults.kinds.len()))
+            .copied()
+    }
+
+    /// Runs one authenticated Graph request through routing, throttling, faults and the
+    /// directory.
+    fn process(
+        &self,
+        version: ApiVersion,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: Result<Option<Value>, GraphError>,
+        fault: FaultChoice,
+    ) -> Outcome {
+        let route = match routes::parse(version, method, path) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Respond(e.into()),
+        };
+        let is_write = route.is_write();
+        let admitted = self.throttle.lock().admit(Instant::now(), is_write);
+        {
+            let mut s = self.stats.lock();
+            match admitted {
+                Ok(()) => {
+                    s.ru_used += u64::from(if is_write {
+                        WRITE_COST_RU
+                    } else {
+                        READ_COST_RU
+                    });
+                    s.writes += u64::from(is_write);
+                }
+                Err(_) => s.throttled += 1,
+            }
+        }
+        if let Err(wait) = admitted {
+            return Outcome::Respond(too_many_requests(format_retry_after(wait)));
+        }
+        let fault = match fault {
+            FaultChoice::Roll => self.roll_fault(),
+            FaultChoice::Preset(f) => f,
+        };
+        if let Some(kind) = fault {
+            self.stats.lock().faults_injected += 1;
+            tracing::debug!(fault = %kind, %method, "injecting fault");
+            match kind {
+                FaultKind::Throttle429 => {
+                    return Outcome::Respond(too_many_requests(random_retry_after()));
+                }
+                FaultKind::Status500 => {
+                    return Outcome::Respond(
+                        GraphError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "generalException",
+                            "General exception while processing.",
+                        )
+                        .into(),
+                    );
+                }
+                FaultKind::Status503 => {
+                    let ra = rand::random_bool(0.5).then(random_retry_after);
+                    return Outcome::Respond(
+                        SimResponse::from(GraphError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "serviceNotAvailable",
+                            "The service is temporarily unavailable. Please retry later.",
+                        ))
+                        .with_retry_after(ra),
+                    );
+                }
+                FaultKind::Timeout => return Outcome::Timeout,
+                FaultKind::Drop => return Outcome::Drop,
+                FaultKind::AfterCommit => {}
+            }
+        }
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return Outcome::Respond(e.into()),
+        };
+        let response = self.execute(version, &route, query, body.as_ref());
+        if fault == Some(FaultKind::AfterCommit) {
+            return Outcome::Respond(
+                GraphError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "generalException",
+                    "General exception while processing.",
+                )
+                .into(),
+            );
+        }
+        Outcome::Respond(response)
+    }
+
+    fn execute(
+        &self,
+        version: ApiVersion,
+        route: &Route,
+        query: Option<&str>,
+        body: Option<&Value>,
+    ) -> SimResponse {
+        let mut d = self.directory.lock();
+        let result = match route {
+            Route::ListUsers => self.list_users(&d, version, query),
+            Route::GetUser { user } => d.get_user(user).map(ok),
+            Route::ListPhones { user } => d.list_phones(user).map(ok),
+            Route::CreatePhone { user } => d.create_phone(user, body).map(created),
+            Route::GetPhone { user, method } => d.get_phone(user, method).map(ok),
+            Route::UpdatePhone { user, method } => {
+                d.update_phone(user, method, body).map(no_content)
+            }
+            Route::DeletePhone { user, method } => d.delete_phone(user, method).map(no_content),
+            Route::SmsSignIn {
+                user,
+                method,
+                enable,
+            } => d.set_sms_sign_in(user, method, *enable).map(no_content),
+            Route::ListEmails { user } => d.list_emails(user).map(ok),
+            Route::CreateEmail { user } => d.create_email(user, body).map(created),
+            Route::GetEmail { user, method } => d.get_email(user, method).map(ok),
+            Route::UpdateEmail { user, method } => {
+                d.update_email(user, method, body).map(no_content)
+            }
+            Route::DeleteEmail { user, method } => d.delete_email(user, method).map(no_content),
+            Route::GetPreferences { user } => d.get_preferences(user).map(ok),
+            Route::UpdatePreferences { user } => d.update_preferences(user, body).map(no_content),
+        };
+        result.unwrap_or_else(SimResponse::from)
+    }
+
+    /// `GET /users?$select=id,userPrincipalName&$top=N[&$skiptoken=K]`, paged with
+    /// `@odata.nextLink`.
+    fn list_users(
+        &self,
+        d: &Directory,
+        version: ApiVersion,
+        query: Option<&str>,
+    ) -> Result<SimResponse, GraphError> {
+        let params: HashMap<String, String> =
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let top = match params.get("$top") {
+            None => DEFAULT_PAGE,
+            Some(t) => t
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    GraphError::bad_request(format!(
+                        "Invalid page size '{t}': $top must be between 1 and {MAX_PAGE}."
+                    ))
+                })?,
+        };
+        let skip = match params.get("$skiptoken") {
+            None => 0,
+            Some(t) => t.parse::<usize>().map_err(|_| {
+                GraphError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Directory_InvalidSkipToken",
+                    "The specified page token value has expired or is invalid.",
+                )
+            })?,
+        };
+        let (page, more) = d.list_users(skip, top);
+        let mut body = json!({
+            "@odata.context": format!("{}/{}/$metadata#users(id,userPrincipalName)", self.base_url, version.as_str()),
+            "value": page,
+        });
+        if more {
+            let select: String = params
+                .get("$select")
+                .map(|s| {
+                    s.chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == ',')
+                        .collect()
+                })
+                .unwrap_or_else(|| "id,userPrincipalName".to_string());
+            let next = format!(
+                "{}/{}/users?$select={select}&$top={top}&$skiptoken={}",
+                self.base_url,
+                version.as_str(),
+                skip + top
+            );
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("@odata.nextLink".into(), json!(next));
+            }
+        }
+        Ok(ok(body))
+    }
+
+    async fn finish(&self, outcome: Outcome, conn: Option<ConnHandle>) -> Response {
+        match outcome {
+            Outcome::Respond(r) => r.into_response(),
+            Outcome::Drop => {
+                if let Some(ConnHandle(signal)) = conn {
+                    signal.notify_one();
+                    // The connection task drops this future with the socket; the bounded sleep
+                    // only matters if it somehow does not.
+                    tokio::time::sleep(self.timeout_hold()).await;
+                }
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            Outcome::Timeout => {
+                tokio::time::sleep(self.timeout_hold()).await;
+                SimResponse::from(GraphError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "The request timed out.",
+                ))
+                .into_response()
+            }
+        }
+    }
+}
+
+fn parse_body(bytes: &Bytes) -> Result<Option<Value>, GraphError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|e| GraphError::bad_request(format!("Invalid JSON in the request body: {e}.")))
+}
+
+fn not_found_path(path: &str) -> Response {
+    SimResponse::from(GraphError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("No resource at '{path}'."),
+    ))
+    .into_response()
+}
+
+/// Every Graph request outside `$batch`.
+async fn graph_handler(
+    State(inner): State<Arc<Inner>>,
+    conn: Option<Extension<ConnHandle>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let trimmed = uri.path().trim_start_matches('/');
+    let (version_segment, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let Some(version) = ApiVersion::parse(version_segment) else {
+        return not_found_path(uri.path());
+    };
+    inner.sleep_latency().await;
+    inner.count_request(&method);
+    if let Err(resp) = inner.authorize(&headers) {
+        return resp.into_response();
+    }
+    let outcome = inner.process(
+        version,
+        &method,
+        rest,
+        uri.query(),
+        parse_body(&body),
+        FaultChoice::Roll,
+    );
+    let response = inner.finish(outcome, conn.map(|Extension(c)| c)).await;
+    tracing::debug!(%method, path = uri.path(), status = response.status().as_u16(), "graph request");
+    response
+}
+
+/// `POST /{version}/$batch`: at most 20 requests, run in order, each authenticated by the
+/// envelope, throttled and faulted on its own. A drawn `Timeout` or `Drop` fault hits the whole
+/// batch before any request in it is applied.
+async fn batch_handler(
+    State(inner): State<Arc<Inner>>,
+    conn: Option<Extension<ConnHandle>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let version = if uri.path().starts_with("/beta/") {
+        ApiVersion::Beta
+    } else {
+        ApiVersion::V1
+    };
+    inner.sleep_latency().await;
+    inner.stats.lock().batches += 1;
+    if let Err(resp) = inner.authorize(&headers) {
+        return resp.into_response();
+    }
+    let requests = match parse_body(&body) {
+        Ok(Some(Value::Object(mut o))) => match o.remove("requests") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        Ok(_) => Vec::new(),
+        Err(e) => return SimResponse::from(e).into_response(),
+    };
+    if requests.is_empty() {
+        return SimResponse::from(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Invalid batch payload: a non-empty 'requests' array is required.",
+        ))
+        .into_response();
+    }
+    if requests.len() > MAX_BATCH_REQUESTS {
+        return SimResponse::from(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "The batch holds {} requests; the limit is {MAX_BATCH_REQUESTS}.",
+                requests.len()
+            ),
+        ))
+        .into_response();
+    }
+    let faults: Vec<Option<FaultKind>> = requests.iter().map(|_| inner.roll_fault()).collect();
+    let whole = faults
+        .iter()
+        .flatten()
+        .find(|k| matches!(k, FaultKind::Drop | FaultKind::Timeout))
+        .copied();
+    if let Some(kind) = whole {
+        for r in &requests {
+            let m = r.get("method").and_then(Value::as_str).unwrap_or("");
+            inner.count_request(&Method::from_bytes(m.as_bytes()).unwrap_or(Method::GET));
+        }
+        inner.stats.lock().faults_injected += 1;
+        let outcome = if kind == FaultKind::Drop {
+            Outcome::Drop
+        } else {
+            Outcome::Timeout
+        };
+        return inner.finish(outcome, conn.map(|Extension(c)| c)).await;
+    }
+    let mut responses = Vec::with_capacity(requests.len());
+    for (index, (request, fault)) in requests.iter().zip(faults).enumerate() {
+        let id = request
+            .get("id")
+            .cloned()
+            .unwrap_or_else(|| json!((index + 1).to_string()));
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .map(|m| m.to_ascii_uppercase())
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+        let url = request.get("url").and_then(Value::as_str);
+        let (Some(method), Some(url)) = (method, url) else {
+            responses.push(
+                SimResponse::from(GraphError::bad_request(
+                    "Each batch request needs 'method' and 'url'.",
+                ))
+                .to_batch_entry(&id),
+            );
+            continue;
+        };
+        inner.count_request(&method);
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url, None),
+        };
+        let body = match request.get("body") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => Ok(Some(v.clone())),
+        };
+        let outcome = inner.process(
+            version,
+            &method,
+            path.trim_start_matches('/'),
+            query,
+            body,
+            FaultChoice::Preset(fault),
+        );
+        let entry = match outcome {
+            Outcome::Respond(r) => r,
+            Outcome::Drop | Outcome::Timeout => SimResponse::from(GraphError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generalException",
+                "General exception while processing.",
+            )),
+        };
+        responses.push(entry.to_batch_entry(&id));
+    }
+    (StatusCode::OK, Json(json!({ "responses": responses }))).into_response()
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+async fn token_handler(
+    State(inner): State<Arc<Inner>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    inner.sleep_latency().await;
+    inner.stats.lock().token_requests += 1;
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let mut bases = vec![inner.base_url.clone()];
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let b = format!("http://{host}");
+        if b != inner.base_url {
+            bases.push(b);
+        }
+    }
+    let ctx = TokenRequestContext {
+        tenant: &tenant,
+        audiences: bases
+            .iter()
+            .map(|b| format!("{b}/{tenant}/oauth2/v2.0/token"))
+            .collect(),
+        scopes: bases.iter().map(|b| format!("{b}/.default")).collect(),
+    };
+    match inner.auth.token_request(&ctx, &form) {
+        Ok(body) => {
+            inner.stats.lock().tokens_issued += 1;
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Err(e) => {
+            inner.stats.lock().token_errors += 1;
+            tracing::warn!(tenant = %tenant, error = e.error, code = e.code, "token request refused: {}", e.description);
+            (e.status, Json(e.body())).into_response()
+        }
+    }
+}
+
+async fn control_stats(State(inner): State<Arc<Inner>>) -> Response {
+    Json(crate::snapshot_stats(&inner)).into_response()
+}
+
+async fn control_users(State(inner): State<Arc<Inner>>) -> Response {
+    Json(inner.directory.lock().users()).into_response()
+}
+
+async fn control_write_log(State(inner): State<Arc<Inner>>) -> Response {
+    Json(inner.directory.lock().write_log()).into_response()
+}
+
+async fn control_revoke(State(inner): State<Arc<Inner>>) -> Response {
+    inner.auth.revoke_tokens();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token_handler))
+        .route("/v1.0/$batch", post(batch_handler))
+        .route("/beta/$batch", post(batch_handler))
+        .route("/_sim/stats", get(control_stats))
+        .route("/_sim/users", get(control_users))
+        .route("/_sim/write-log", get(control_write_log))
+        .route("/_sim/revoke-tokens", post(control_revoke))
+        .fallback(graph_handler)
+        .with_state(inner)
+}
+
+/// Accepts connections until `shutdown` changes (or its sender is dropped), then aborts the
+/// open connections.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(serve_connection(stream, router.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
+    // Best effort: small responses go out without Nagle delays.
+    let _ = stream.set_nodelay(true);
+    let drop_signal = Arc::new(Notify::new());
+    let handle = ConnHandle(drop_signal.clone());
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(handle.clone());
+        let mut router = router.clone();
+        async move { router.call(req).await }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = drop_signal.notified() => {
+            tracing::debug!("closing a connection without a response (injected fault)");
+        }
+        _ = shutdown.changed() => {}
+    }
+}
