@@ -5,7 +5,10 @@ use crate::graph::error::GraphError;
 use crate::graph::phone_methods::PhoneType;
 use crate::graph::GraphClient;
 use crate::message::Request;
-use crate::plan::{plan, same_email, same_phone, summarise, Action, CurrentMethods, Decision, Plan, Rejection, Subject};
+use crate::plan::{
+    plan, same_email, same_phone, summarise, Action, CurrentMethods, Decision, Plan, Rejection,
+    Subject,
+};
 use crate::reason::Outcome;
 
 /// What happened to one user.
@@ -24,17 +27,40 @@ pub struct UserResult {
 }
 
 impl UserResult {
-    fn rejected(rejection: Rejection, decisions: Vec<Decision>, actions: Vec<String>, notes: Vec<String>, transient: bool) -> UserResult {
-        UserResult { outcome: Err(rejection), decisions, actions, notes, transient }
+    fn rejected(
+        rejection: Rejection,
+        decisions: Vec<Decision>,
+        actions: Vec<String>,
+        notes: Vec<String>,
+        transient: bool,
+    ) -> UserResult {
+        UserResult {
+            outcome: Err(rejection),
+            decisions,
+            actions,
+            notes,
+            transient,
+        }
     }
 
-    fn from_error(e: &GraphError, decisions: Vec<Decision>, actions: Vec<String>, notes: Vec<String>) -> UserResult {
+    fn from_error(
+        e: &GraphError,
+        decisions: Vec<Decision>,
+        actions: Vec<String>,
+        notes: Vec<String>,
+    ) -> UserResult {
         let mut detail = e.to_string();
         if !actions.is_empty() {
             detail.push_str("; done before the failure: ");
             detail.push_str(&actions.join(", "));
         }
-        UserResult::rejected(Rejection::new(e.reason(), detail), decisions, actions, notes, e.is_transient())
+        UserResult::rejected(
+            Rejection::new(e.reason(), detail),
+            decisions,
+            actions,
+            notes,
+            e.is_transient(),
+        )
     }
 
     /// Human detail: per-method decisions, notes, and the rejection's text.
@@ -54,7 +80,10 @@ impl UserResult {
 
 /// Reads what [`plan`] needs: phone methods always; email only if managed; the default method
 /// (beta `signInPreferences`) only if the request sets one.
-pub async fn read_current(client: &GraphClient, req: &Request) -> Result<CurrentMethods, GraphError> {
+pub async fn read_current(
+    client: &GraphClient,
+    req: &Request,
+) -> Result<CurrentMethods, GraphError> {
     let phones = client.list_phone_methods(&req.user).await?;
     let emails = if req.methods.email.is_some() {
         client.list_email_methods(&req.user).await?
@@ -94,7 +123,9 @@ fn is_ready(state: Option<&str>) -> bool {
 }
 
 fn is_enabled(state: Option<&str>) -> bool {
-    state.is_some_and(|s| s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique"))
+    state.is_some_and(|s| {
+        s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique")
+    })
 }
 
 struct Run<'a> {
@@ -114,7 +145,10 @@ impl Run<'_> {
     }
 
     fn note_mobile_state(&mut self, state: Option<String>) {
-        if state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("phoneNumberNotUnique")) {
+        if state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("phoneNumberNotUnique"))
+        {
             self.notes.push(
                 "mobile created, but Graph reports smsSignInState phoneNumberNotUnique: another user uses this number for SMS sign-in, so SMS sign-in is not active for this user".into(),
             );
@@ -122,8 +156,17 @@ impl Run<'_> {
         self.fresh_mobile_state = Some(state);
     }
 
-    async fn create_phone(&mut self, action: &Action, kind: PhoneType, number: &str) -> Result<(), GraphError> {
-        match self.client.create_phone_method(self.user(), kind, number).await {
+    async fn create_phone(
+        &mut self,
+        action: &Action,
+        kind: PhoneType,
+        number: &str,
+    ) -> Result<(), GraphError> {
+        match self
+            .client
+            .create_phone_method(self.user(), kind, number)
+            .await
+        {
             Ok(m) => {
                 self.done.push(action.label());
                 if kind == PhoneType::Mobile {
@@ -137,7 +180,11 @@ impl Run<'_> {
                 let existing = phones.into_iter().find(|p| p.kind() == Some(kind));
                 let subject = Subject::from_phone(kind);
                 match existing {
-                    Some(p) if p.phone_number.as_deref().is_some_and(|n| same_phone(n, number)) => {
+                    Some(p)
+                        if p.phone_number
+                            .as_deref()
+                            .is_some_and(|n| same_phone(n, number)) =>
+                    {
                         if after_retry {
                             // Our earlier attempt was applied before its answer was lost.
                             self.done.push(action.label());
@@ -150,8 +197,16 @@ impl Run<'_> {
                         Ok(())
                     }
                     Some(_) if self.req.policy.forced_update => {
-                        self.client.update_phone_method(self.user(), kind, number).await?;
-                        self.done.push(Action::UpdatePhone { kind, number: number.to_string() }.label());
+                        self.client
+                            .update_phone_method(self.user(), kind, number)
+                            .await?;
+                        self.done.push(
+                            Action::UpdatePhone {
+                                kind,
+                                number: number.to_string(),
+                            }
+                            .label(),
+                        );
                         set_decision(&mut self.decisions, subject, Outcome::Updated);
                         Ok(())
                     }
@@ -162,7 +217,10 @@ impl Run<'_> {
                     None => Err(GraphError::Rejected {
                         status: 400,
                         code: "alreadyExists".into(),
-                        message: format!("Graph says the {} method exists but does not list it", kind.as_str()),
+                        message: format!(
+                            "Graph says the {} method exists but does not list it",
+                            kind.as_str()
+                        ),
                     }),
                 }
             }
@@ -175,20 +233,29 @@ impl Run<'_> {
         let c = self.client;
         match action {
             Action::CreatePhone { kind, number } => self.create_phone(action, *kind, number).await,
-            Action::UpdatePhone { kind, number } => match c.update_phone_method(&user, *kind, number).await {
-                Ok(()) => {
-                    self.done.push(action.label());
-                    Ok(())
+            Action::UpdatePhone { kind, number } => {
+                match c.update_phone_method(&user, *kind, number).await {
+                    Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(GraphError::MethodNotFound { .. }) => {
+                        // Deleted meanwhile: create it instead.
+                        let create = Action::CreatePhone {
+                            kind: *kind,
+                            number: number.clone(),
+                        };
+                        self.create_phone(&create, *kind, number).await?;
+                        set_decision(
+                            &mut self.decisions,
+                            Subject::from_phone(*kind),
+                            Outcome::Created,
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(GraphError::MethodNotFound { .. }) => {
-                    // Deleted meanwhile: create it instead.
-                    let create = Action::CreatePhone { kind: *kind, number: number.clone() };
-                    self.create_phone(&create, *kind, number).await?;
-                    set_decision(&mut self.decisions, Subject::from_phone(*kind), Outcome::Created);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+            }
             Action::DeletePhone { kind } => match c.delete_phone_method(&user, *kind).await {
                 Ok(()) => {
                     self.done.push(action.label());
@@ -198,7 +265,11 @@ impl Run<'_> {
                     if after_retry {
                         self.done.push(action.label());
                     } else {
-                        set_decision(&mut self.decisions, Subject::from_phone(*kind), Outcome::Unchanged);
+                        set_decision(
+                            &mut self.decisions,
+                            Subject::from_phone(*kind),
+                            Outcome::Unchanged,
+                        );
                     }
                     Ok(())
                 }
@@ -213,47 +284,72 @@ impl Run<'_> {
                 Err(GraphError::MethodAlreadyExists { after_retry, .. }) => {
                     let emails = c.list_email_methods(&user).await?;
                     match emails.into_iter().next() {
-                        Some(e) if e.email_address.as_deref().is_some_and(|a| same_email(a, address)) => {
+                        Some(e)
+                            if e.email_address
+                                .as_deref()
+                                .is_some_and(|a| same_email(a, address)) =>
+                        {
                             if after_retry {
                                 self.done.push(action.label());
                             } else {
-                                set_decision(&mut self.decisions, Subject::Email, Outcome::Unchanged);
+                                set_decision(
+                                    &mut self.decisions,
+                                    Subject::Email,
+                                    Outcome::Unchanged,
+                                );
                             }
                             Ok(())
                         }
                         Some(e) if self.req.policy.forced_update => {
                             c.update_email_method(&user, &e.id, address).await?;
-                            self.done.push(Action::UpdateEmail { address: address.clone() }.label());
+                            self.done.push(
+                                Action::UpdateEmail {
+                                    address: address.clone(),
+                                }
+                                .label(),
+                            );
                             set_decision(&mut self.decisions, Subject::Email, Outcome::Updated);
                             Ok(())
                         }
                         Some(_) => {
-                            set_decision(&mut self.decisions, Subject::Email, Outcome::SkippedExists);
+                            set_decision(
+                                &mut self.decisions,
+                                Subject::Email,
+                                Outcome::SkippedExists,
+                            );
                             Ok(())
                         }
                         None => Err(GraphError::Rejected {
                             status: 400,
                             code: "alreadyExists".into(),
-                            message: "Graph says the email method exists but does not list it".into(),
+                            message: "Graph says the email method exists but does not list it"
+                                .into(),
                         }),
                     }
                 }
                 Err(e) => Err(e),
             },
-            Action::UpdateEmail { address } => match c.update_email_method(&user, &self.email_id, address).await {
-                Ok(()) => {
-                    self.done.push(action.label());
-                    Ok(())
+            Action::UpdateEmail { address } => {
+                match c.update_email_method(&user, &self.email_id, address).await {
+                    Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(GraphError::MethodNotFound { .. }) => {
+                        let m = c.create_email_method(&user, address).await?;
+                        self.email_id = m.id;
+                        self.done.push(
+                            Action::CreateEmail {
+                                address: address.clone(),
+                            }
+                            .label(),
+                        );
+                        set_decision(&mut self.decisions, Subject::Email, Outcome::Created);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(GraphError::MethodNotFound { .. }) => {
-                    let m = c.create_email_method(&user, address).await?;
-                    self.email_id = m.id;
-                    self.done.push(Action::CreateEmail { address: address.clone() }.label());
-                    set_decision(&mut self.decisions, Subject::Email, Outcome::Created);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
+            }
             Action::DeleteEmail => match c.delete_email_method(&user, &self.email_id).await {
                 Ok(()) => {
                     self.done.push(action.label());
@@ -303,9 +399,20 @@ impl Run<'_> {
 
 /// Carries out `p` (planned from `current`) for `req.user`. Graph's own refusals (the default
 /// method, a non-unique SMS sign-in number, ...) end the run with that reason; nothing loops.
-pub async fn execute_plan(client: &GraphClient, req: &Request, current: &CurrentMethods, p: &Plan) -> UserResult {
+pub async fn execute_plan(
+    client: &GraphClient,
+    req: &Request,
+    current: &CurrentMethods,
+    p: &Plan,
+) -> UserResult {
     if let Some(r) = &p.rejection {
-        return UserResult::rejected(r.clone(), p.decisions.clone(), Vec::new(), Vec::new(), false);
+        return UserResult::rejected(
+            r.clone(),
+            p.decisions.clone(),
+            Vec::new(),
+            Vec::new(),
+            false,
+        );
     }
     let mut run = Run {
         client,

@@ -214,11 +214,31 @@ mod tests {
     #[test]
     fn clouds_map_to_their_hosts() {
         let cases = [
-            (None, "https://graph.microsoft.com", "https://login.microsoftonline.com"),
-            (Some("global"), "https://graph.microsoft.com", "https://login.microsoftonline.com"),
-            (Some("USGov"), "https://graph.microsoft.us", "https://login.microsoftonline.us"),
-            (Some("usgovdod"), "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
-            (Some("china"), "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
+            (
+                None,
+                "https://graph.microsoft.com",
+                "https://login.microsoftonline.com",
+            ),
+            (
+                Some("global"),
+                "https://graph.microsoft.com",
+                "https://login.microsoftonline.com",
+            ),
+            (
+                Some("USGov"),
+                "https://graph.microsoft.us",
+                "https://login.microsoftonline.us",
+            ),
+            (
+                Some("usgovdod"),
+                "https://dod-graph.microsoft.us",
+                "https://login.microsoftonline.us",
+            ),
+            (
+                Some("china"),
+                "https://microsoftgraph.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn",
+            ),
         ];
         for (cloud, graph, login) in cases {
             let vars: Vec<(&str, &str)> = cloud.map(|c| ("GRAPH_CLOUD", c)).into_iter().collect();

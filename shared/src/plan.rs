@@ -95,9 +95,9 @@ impl CurrentMethods {
     /// SMS sign-in is on for the mobile (`ready`, or `phoneNumberNotUnique` which Graph reports
     /// for an enabled number that another user also has).
     pub fn sms_sign_in_enabled(&self) -> bool {
-        self.sms_sign_in_state
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique"))
+        self.sms_sign_in_state.as_deref().is_some_and(|s| {
+            s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique")
+        })
     }
 }
 
@@ -158,24 +158,32 @@ impl Action {
     /// `mobile:create(+1 555****234)`: safe for logs (numbers and emails masked).
     pub fn label(&self) -> String {
         match self {
-            Action::CreatePhone { kind, number } => format!("{}:create({})", kind.as_str(), mask_phone(number)),
-            Action::UpdatePhone { kind, number } => format!("{}:update({})", kind.as_str(), mask_phone(number)),
+            Action::CreatePhone { kind, number } => {
+                format!("{}:create({})", kind.as_str(), mask_phone(number))
+            }
+            Action::UpdatePhone { kind, number } => {
+                format!("{}:update({})", kind.as_str(), mask_phone(number))
+            }
             Action::DeletePhone { kind } => format!("{}:delete", kind.as_str()),
             Action::CreateEmail { address } => format!("email:create({})", mask_email(address)),
             Action::UpdateEmail { address } => format!("email:update({})", mask_email(address)),
             Action::DeleteEmail => "email:delete".to_string(),
             Action::EnableSmsSignIn => "smsSignIn:enable".to_string(),
             Action::DisableSmsSignIn => "smsSignIn:disable".to_string(),
-            Action::SetDefaultMethod { method } => format!("defaultMethod:set({})", method.as_str()),
+            Action::SetDefaultMethod { method } => {
+                format!("defaultMethod:set({})", method.as_str())
+            }
         }
     }
 
     pub fn subject(&self) -> Subject {
         match self {
-            Action::CreatePhone { kind, .. } | Action::UpdatePhone { kind, .. } | Action::DeletePhone { kind } => {
-                Subject::from_phone(*kind)
+            Action::CreatePhone { kind, .. }
+            | Action::UpdatePhone { kind, .. }
+            | Action::DeletePhone { kind } => Subject::from_phone(*kind),
+            Action::CreateEmail { .. } | Action::UpdateEmail { .. } | Action::DeleteEmail => {
+                Subject::Email
             }
-            Action::CreateEmail { .. } | Action::UpdateEmail { .. } | Action::DeleteEmail => Subject::Email,
             Action::EnableSmsSignIn | Action::DisableSmsSignIn => Subject::SmsSignIn,
             Action::SetDefaultMethod { .. } => Subject::DefaultMethod,
         }
@@ -211,7 +219,10 @@ impl Plan {
     }
 
     pub fn decision(&self, subject: Subject) -> Option<Outcome> {
-        self.decisions.iter().find(|d| d.subject == subject).map(|d| d.outcome)
+        self.decisions
+            .iter()
+            .find(|d| d.subject == subject)
+            .map(|d| d.outcome)
     }
 
     /// `mobile=created alternateMobile=skipped_exists`: the per-method detail.
@@ -231,7 +242,12 @@ pub fn describe_decisions(decisions: &[Decision]) -> String {
 
 /// First of created > updated > deleted > skipped_exists > unchanged.
 pub fn summarise(decisions: &[Decision]) -> Outcome {
-    const ORDER: [Outcome; 4] = [Outcome::Created, Outcome::Updated, Outcome::Deleted, Outcome::SkippedExists];
+    const ORDER: [Outcome; 4] = [
+        Outcome::Created,
+        Outcome::Updated,
+        Outcome::Deleted,
+        Outcome::SkippedExists,
+    ];
     ORDER
         .into_iter()
         .find(|o| decisions.iter().any(|d| d.outcome == *o))
@@ -302,14 +318,20 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
         let outcome = match (desired_phone(req, kind), cur) {
             (None, _) => continue,
             (Some(Some(v)), None) => {
-                upserts.push(Action::CreatePhone { kind, number: v.clone() });
+                upserts.push(Action::CreatePhone {
+                    kind,
+                    number: v.clone(),
+                });
                 final_state.set_phone(kind, Some(v.clone()));
                 Outcome::Created
             }
             (Some(Some(v)), Some(c)) if same_phone(v, c) => Outcome::Unchanged,
             (Some(Some(v)), Some(_)) => {
                 if policy.forced_update {
-                    upserts.push(Action::UpdatePhone { kind, number: v.clone() });
+                    upserts.push(Action::UpdatePhone {
+                        kind,
+                        number: v.clone(),
+                    });
                     final_state.set_phone(kind, Some(v.clone()));
                     Outcome::Updated
                 } else {
@@ -355,7 +377,10 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
             }
             (None, _) => Outcome::Unchanged,
         };
-        decisions.push(Decision { subject: Subject::Email, outcome });
+        decisions.push(Decision {
+            subject: Subject::Email,
+            outcome,
+        });
     }
 
     let reject = |reason: Reason, detail: String, decisions: Vec<Decision>| Plan {
@@ -372,13 +397,19 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
         } else {
             "alternateMobile needs a mobile: the user has none and the request gives none"
         };
-        return reject(Reason::AlternateRequiresMobile, detail.to_string(), decisions);
+        return reject(
+            Reason::AlternateRequiresMobile,
+            detail.to_string(),
+            decisions,
+        );
     }
 
     // The default method's phone cannot be deleted (unless the request moves the default away).
     if let Some(default) = current.default_method.as_deref() {
         if let Some(phone) = default_method_phone(default) {
-            let deleting = deletes.iter().any(|a| matches!(a, Action::DeletePhone { kind } if *kind == phone));
+            let deleting = deletes
+                .iter()
+                .any(|a| matches!(a, Action::DeletePhone { kind } if *kind == phone));
             let moved_away = req
                 .default_method
                 .is_some_and(|m| default_method_phone(m.as_str()) != Some(phone));
@@ -407,7 +438,12 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
                     );
                 }
                 // After a create/update the state is checked again at apply time.
-                if mobile_written || !current.sms_sign_in_state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("ready")) {
+                if mobile_written
+                    || !current
+                        .sms_sign_in_state
+                        .as_deref()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("ready"))
+                {
                     sms_actions.push(Action::EnableSmsSignIn);
                     Outcome::Updated
                 } else {
@@ -415,7 +451,8 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
                 }
             }
             SmsSignIn::Disable => {
-                if final_state.mobile.is_some() && (mobile_written || current.sms_sign_in_enabled()) {
+                if final_state.mobile.is_some() && (mobile_written || current.sms_sign_in_enabled())
+                {
                     sms_actions.push(Action::DisableSmsSignIn);
                     Outcome::Updated
                 } else {
@@ -423,7 +460,10 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
                 }
             }
         };
-        decisions.push(Decision { subject: Subject::SmsSignIn, outcome });
+        decisions.push(Decision {
+            subject: Subject::SmsSignIn,
+            outcome,
+        });
     }
 
     let mut default_actions = Vec::new();
@@ -438,11 +478,21 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
             default_actions.push(Action::SetDefaultMethod { method: m });
             Outcome::Updated
         };
-        decisions.push(Decision { subject: Subject::DefaultMethod, outcome });
+        decisions.push(Decision {
+            subject: Subject::DefaultMethod,
+            outcome,
+        });
     }
 
     // Deletes: mobile last, so an alternate being removed goes first.
-    deletes.sort_by_key(|a| matches!(a, Action::DeletePhone { kind: PhoneType::Mobile }));
+    deletes.sort_by_key(|a| {
+        matches!(
+            a,
+            Action::DeletePhone {
+                kind: PhoneType::Mobile
+            }
+        )
+    });
     let mut actions = upserts;
     actions.extend(email_actions);
     actions.extend(sms_actions);
@@ -472,11 +522,17 @@ mod tests {
     fn req(methods: Methods, forced_update: bool, forced_removal: bool) -> Request {
         Request {
             v: MESSAGE_VERSION,
-            job: Job::Producer { producer: "test".into(), id: None },
+            job: Job::Producer {
+                producer: "test".into(),
+                id: None,
+            },
             row: Some(2),
             user: "u@contoso.com".into(),
             methods,
-            policy: Policy { forced_update, forced_removal },
+            policy: Policy {
+                forced_update,
+                forced_removal,
+            },
             sms_sign_in: None,
             default_method: None,
         }
@@ -498,21 +554,116 @@ mod tests {
     /// (name, current, desired mobile, forcedUpdate, forcedRemoval, expected actions, expected outcome)
     #[test]
     fn mobile_semantics_table() {
-        type Case = (&'static str, Option<&'static str>, Desired, bool, bool, Vec<&'static str>, Result<Outcome, Reason>);
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            Desired,
+            bool,
+            bool,
+            Vec<&'static str>,
+            Result<Outcome, Reason>,
+        );
         let cases: Vec<Case> = vec![
-            ("absent+value=create", None, d(Some(M1)), false, false, vec!["mobile:create(+1 555****234)"], Ok(Outcome::Created)),
-            ("same=nothing", Some(M1), d(Some(M1)), false, false, vec![], Ok(Outcome::Unchanged)),
-            ("same other format=nothing", Some("+15555551234"), d(Some(M1)), true, true, vec![], Ok(Outcome::Unchanged)),
-            ("different no force=skip", Some(M2), d(Some(M1)), false, true, vec![], Ok(Outcome::SkippedExists)),
-            ("different force=update", Some(M2), d(Some(M1)), true, false, vec!["mobile:update(+1 555****234)"], Ok(Outcome::Updated)),
-            ("empty present no force=nothing", Some(M1), d(None), true, false, vec![], Ok(Outcome::Unchanged)),
-            ("empty present force=delete", Some(M1), d(None), false, true, vec!["mobile:delete"], Ok(Outcome::Deleted)),
-            ("empty absent=nothing", None, d(None), true, true, vec![], Ok(Outcome::Unchanged)),
-            ("not managed=nothing", Some(M1), None, true, true, vec![], Ok(Outcome::Unchanged)),
-            ("extension differs=update", Some("+1 5555551234x1"), d(Some("+1 5555551234x2")), true, false, vec!["mobile:update(+1 555****234)"], Ok(Outcome::Updated)),
+            (
+                "absent+value=create",
+                None,
+                d(Some(M1)),
+                false,
+                false,
+                vec!["mobile:create(+1 555****234)"],
+                Ok(Outcome::Created),
+            ),
+            (
+                "same=nothing",
+                Some(M1),
+                d(Some(M1)),
+                false,
+                false,
+                vec![],
+                Ok(Outcome::Unchanged),
+            ),
+            (
+                "same other format=nothing",
+                Some("+15555551234"),
+                d(Some(M1)),
+                true,
+                true,
+                vec![],
+                Ok(Outcome::Unchanged),
+            ),
+            (
+                "different no force=skip",
+                Some(M2),
+                d(Some(M1)),
+                false,
+                true,
+                vec![],
+                Ok(Outcome::SkippedExists),
+            ),
+            (
+                "different force=update",
+                Some(M2),
+                d(Some(M1)),
+                true,
+                false,
+                vec!["mobile:update(+1 555****234)"],
+                Ok(Outcome::Updated),
+            ),
+            (
+                "empty present no force=nothing",
+                Some(M1),
+                d(None),
+                true,
+                false,
+                vec![],
+                Ok(Outcome::Unchanged),
+            ),
+            (
+                "empty present force=delete",
+                Some(M1),
+                d(None),
+                false,
+                true,
+                vec!["mobile:delete"],
+                Ok(Outcome::Deleted),
+            ),
+            (
+                "empty absent=nothing",
+                None,
+                d(None),
+                true,
+                true,
+                vec![],
+                Ok(Outcome::Unchanged),
+            ),
+            (
+                "not managed=nothing",
+                Some(M1),
+                None,
+                true,
+                true,
+                vec![],
+                Ok(Outcome::Unchanged),
+            ),
+            (
+                "extension differs=update",
+                Some("+1 5555551234x1"),
+                d(Some("+1 5555551234x2")),
+                true,
+                false,
+                vec!["mobile:update(+1 555****234)"],
+                Ok(Outcome::Updated),
+            ),
         ];
         for (name, current, desired, fu, fr, actions, outcome) in cases {
-            let r = req(Methods { mobile: desired, ..Methods::default() }, fu, fr);
+            let r = req(
+                Methods {
+                    mobile: desired,
+                    ..Methods::default()
+                },
+                fu,
+                fr,
+            );
             let p = plan(&cur(current, None, None), &r);
             assert_eq!(labels(&p), actions, "{name}");
             assert_eq!(p.outcome().map_err(|r| r.reason), outcome, "{name}");
@@ -521,18 +672,78 @@ mod tests {
 
     #[test]
     fn email_semantics_table() {
-        let cases: Vec<(Option<&str>, Desired, bool, bool, Vec<&str>, Outcome)> = vec![
-            (None, d(Some("a@x.com")), false, false, vec!["email:create(a***@x.com)"], Outcome::Created),
-            (Some("A@X.com"), d(Some("a@x.com")), false, false, vec![], Outcome::Unchanged),
-            (Some("b@x.com"), d(Some("a@x.com")), false, false, vec![], Outcome::SkippedExists),
-            (Some("b@x.com"), d(Some("a@x.com")), true, false, vec!["email:update(a***@x.com)"], Outcome::Updated),
-            (Some("b@x.com"), d(None), false, true, vec!["email:delete"], Outcome::Deleted),
-            (Some("b@x.com"), d(None), false, false, vec![], Outcome::Unchanged),
-            (Some("b@x.com"), None, true, true, vec![], Outcome::Unchanged),
+        type Case<'a> = (Option<&'a str>, Desired, bool, bool, Vec<&'a str>, Outcome);
+        let cases: Vec<Case> = vec![
+            (
+                None,
+                d(Some("a@x.com")),
+                false,
+                false,
+                vec!["email:create(a***@x.com)"],
+                Outcome::Created,
+            ),
+            (
+                Some("A@X.com"),
+                d(Some("a@x.com")),
+                false,
+                false,
+                vec![],
+                Outcome::Unchanged,
+            ),
+            (
+                Some("b@x.com"),
+                d(Some("a@x.com")),
+                false,
+                false,
+                vec![],
+                Outcome::SkippedExists,
+            ),
+            (
+                Some("b@x.com"),
+                d(Some("a@x.com")),
+                true,
+                false,
+                vec!["email:update(a***@x.com)"],
+                Outcome::Updated,
+            ),
+            (
+                Some("b@x.com"),
+                d(None),
+                false,
+                true,
+                vec!["email:delete"],
+                Outcome::Deleted,
+            ),
+            (
+                Some("b@x.com"),
+                d(None),
+                false,
+                false,
+                vec![],
+                Outcome::Unchanged,
+            ),
+            (
+                Some("b@x.com"),
+                None,
+                true,
+                true,
+                vec![],
+                Outcome::Unchanged,
+            ),
         ];
         for (current, desired, fu, fr, actions, outcome) in cases {
-            let r = req(Methods { email: desired.clone(), ..Methods::default() }, fu, fr);
-            let c = CurrentMethods { email: current.map(str::to_string), ..CurrentMethods::default() };
+            let r = req(
+                Methods {
+                    email: desired.clone(),
+                    ..Methods::default()
+                },
+                fu,
+                fr,
+            );
+            let c = CurrentMethods {
+                email: current.map(str::to_string),
+                ..CurrentMethods::default()
+            };
             let p = plan(&c, &r);
             assert_eq!(labels(&p), actions, "{current:?} {desired:?}");
             assert_eq!(p.outcome(), Ok(outcome), "{current:?} {desired:?}");
@@ -542,51 +753,112 @@ mod tests {
     #[test]
     fn mobile_goes_before_alternate_and_office() {
         let r = req(
-            Methods { mobile: d(Some(M1)), alternate_mobile: d(Some(A1)), office: d(Some(O1)), email: None },
+            Methods {
+                mobile: d(Some(M1)),
+                alternate_mobile: d(Some(A1)),
+                office: d(Some(O1)),
+                email: None,
+            },
             false,
             false,
         );
         let p = plan(&CurrentMethods::default(), &r);
         assert_eq!(
             labels(&p),
-            vec!["mobile:create(+1 555****234)", "alternateMobile:create(+44 770****123)", "office:create(+31 201***567)"]
+            vec![
+                "mobile:create(+1 555****234)",
+                "alternateMobile:create(+44 770****123)",
+                "office:create(+31 201***567)"
+            ]
         );
         assert_eq!(p.outcome(), Ok(Outcome::Created));
-        assert_eq!(p.describe(), "mobile=created alternateMobile=created office=created");
+        assert_eq!(
+            p.describe(),
+            "mobile=created alternateMobile=created office=created"
+        );
     }
 
     #[test]
     fn alternate_requires_mobile() {
         // Alternate given, no mobile anywhere.
-        let r = req(Methods { alternate_mobile: d(Some(A1)), ..Methods::default() }, false, false);
+        let r = req(
+            Methods {
+                alternate_mobile: d(Some(A1)),
+                ..Methods::default()
+            },
+            false,
+            false,
+        );
         let p = plan(&CurrentMethods::default(), &r);
-        assert_eq!(p.outcome().unwrap_err().reason, Reason::AlternateRequiresMobile);
+        assert_eq!(
+            p.outcome().unwrap_err().reason,
+            Reason::AlternateRequiresMobile
+        );
         assert!(p.actions.is_empty());
         // Alternate given, mobile exists: fine.
         let p = plan(&cur(Some(M1), None, None), &r);
         assert_eq!(labels(&p), vec!["alternateMobile:create(+44 770****123)"]);
         // Deleting the mobile while the alternate stays.
-        let r = req(Methods { mobile: d(None), ..Methods::default() }, false, true);
+        let r = req(
+            Methods {
+                mobile: d(None),
+                ..Methods::default()
+            },
+            false,
+            true,
+        );
         let p = plan(&cur(Some(M1), Some(A1), None), &r);
         let rej = p.outcome().unwrap_err();
         assert_eq!(rej.reason, Reason::AlternateRequiresMobile);
         assert!(rej.detail.contains("cannot be removed"));
         assert!(p.actions.is_empty());
         // Deleting both: alternate first.
-        let r = req(Methods { mobile: d(None), alternate_mobile: d(None), ..Methods::default() }, false, true);
+        let r = req(
+            Methods {
+                mobile: d(None),
+                alternate_mobile: d(None),
+                ..Methods::default()
+            },
+            false,
+            true,
+        );
         let p = plan(&cur(Some(M1), Some(A1), None), &r);
         assert_eq!(labels(&p), vec!["alternateMobile:delete", "mobile:delete"]);
         assert_eq!(p.outcome(), Ok(Outcome::Deleted));
         // An existing alternate without mobile is left alone if the request does not manage them.
-        let r = req(Methods { office: d(Some(O1)), ..Methods::default() }, false, false);
+        let r = req(
+            Methods {
+                office: d(Some(O1)),
+                ..Methods::default()
+            },
+            false,
+            false,
+        );
         let p = plan(&cur(None, Some(A1), None), &r);
         assert_eq!(labels(&p), vec!["office:create(+31 201***567)"]);
         // Managing the alternate (even unchanged) with no mobile is rejected.
-        let r = req(Methods { alternate_mobile: d(Some(A1)), ..Methods::default() }, false, false);
+        let r = req(
+            Methods {
+                alternate_mobile: d(Some(A1)),
+                ..Methods::default()
+            },
+            false,
+            false,
+        );
         let p = plan(&cur(None, Some(A1), None), &r);
-        assert_eq!(p.outcome().unwrap_err().reason, Reason::AlternateRequiresMobile);
+        assert_eq!(
+            p.outcome().unwrap_err().reason,
+            Reason::AlternateRequiresMobile
+        );
         // ...but the mobile given with it fixes it.
-        let r = req(Methods { mobile: d(Some(M1)), ..Methods::default() }, false, false);
+        let r = req(
+            Methods {
+                mobile: d(Some(M1)),
+                ..Methods::default()
+            },
+            false,
+            false,
+        );
         let p = plan(&cur(None, Some(A1), None), &r);
         assert_eq!(labels(&p), vec!["mobile:create(+1 555****234)"]);
     }
@@ -595,22 +867,42 @@ mod tests {
     fn default_method_conflicts() {
         let mut c = cur(Some(M1), None, Some(O1));
         c.default_method = Some("sms".into());
-        let r = req(Methods { mobile: d(None), ..Methods::default() }, false, true);
+        let r = req(
+            Methods {
+                mobile: d(None),
+                ..Methods::default()
+            },
+            false,
+            true,
+        );
         let p = plan(&c, &r);
         let rej = p.outcome().unwrap_err();
         assert_eq!(rej.reason, Reason::DefaultMethodConflict);
         assert!(rej.detail.contains("'sms'"));
         assert!(p.actions.is_empty());
         // Deleting the office is fine while the default is sms.
-        let r = req(Methods { office: d(None), ..Methods::default() }, false, true);
+        let r = req(
+            Methods {
+                office: d(None),
+                ..Methods::default()
+            },
+            false,
+            true,
+        );
         assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
         // voiceOffice protects the office.
         c.default_method = Some("voiceOffice".into());
-        assert_eq!(plan(&c, &r).outcome().unwrap_err().reason, Reason::DefaultMethodConflict);
+        assert_eq!(
+            plan(&c, &r).outcome().unwrap_err().reason,
+            Reason::DefaultMethodConflict
+        );
         // Moving the default away first makes the delete possible: PATCH before DELETE.
         let mut r2 = r.clone();
         r2.default_method = Some(DefaultMethod::VoiceMobile);
-        assert_eq!(labels(&plan(&c, &r2)), vec!["defaultMethod:set(voiceMobile)", "office:delete"]);
+        assert_eq!(
+            labels(&plan(&c, &r2)),
+            vec!["defaultMethod:set(voiceMobile)", "office:delete"]
+        );
         // Unknown default: left to Graph.
         c.default_method = None;
         assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
@@ -637,7 +929,10 @@ mod tests {
         // Created together with the mobile: after it.
         r.methods.mobile = d(Some(M1));
         let p = plan(&CurrentMethods::default(), &r);
-        assert_eq!(labels(&p), vec!["mobile:create(+1 555****234)", "smsSignIn:enable"]);
+        assert_eq!(
+            labels(&p),
+            vec!["mobile:create(+1 555****234)", "smsSignIn:enable"]
+        );
         assert_eq!(p.outcome(), Ok(Outcome::Created));
         // Disable: only when enabled.
         r.methods.mobile = None;
@@ -664,7 +959,12 @@ mod tests {
     #[test]
     fn outcome_precedence() {
         let r = req(
-            Methods { mobile: d(Some(M1)), alternate_mobile: d(Some(A1)), office: d(None), email: None },
+            Methods {
+                mobile: d(Some(M1)),
+                alternate_mobile: d(Some(A1)),
+                office: d(None),
+                email: None,
+            },
             false,
             true,
         );
@@ -677,9 +977,24 @@ mod tests {
         // mobile skipped only -> skipped_exists.
         let p = plan(&cur(Some(M2), Some(A1), None), &r);
         assert_eq!(p.outcome(), Ok(Outcome::SkippedExists));
-        let s = |o: &[Outcome]| summarise(&o.iter().map(|o| Decision { subject: Subject::Mobile, outcome: *o }).collect::<Vec<_>>());
-        assert_eq!(s(&[Outcome::Unchanged, Outcome::Updated, Outcome::Deleted]), Outcome::Updated);
-        assert_eq!(s(&[Outcome::SkippedExists, Outcome::Unchanged]), Outcome::SkippedExists);
+        let s = |o: &[Outcome]| {
+            summarise(
+                &o.iter()
+                    .map(|o| Decision {
+                        subject: Subject::Mobile,
+                        outcome: *o,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            s(&[Outcome::Unchanged, Outcome::Updated, Outcome::Deleted]),
+            Outcome::Updated
+        );
+        assert_eq!(
+            s(&[Outcome::SkippedExists, Outcome::Unchanged]),
+            Outcome::SkippedExists
+        );
         assert_eq!(s(&[]), Outcome::Unchanged);
     }
 
@@ -687,9 +1002,34 @@ mod tests {
     #[test]
     fn rerun_plans_zero_writes() {
         let reqs = vec![
-            req(Methods { mobile: d(Some(M1)), alternate_mobile: d(Some(A1)), office: d(None), email: d(Some("a@x.com")) }, true, true),
-            req(Methods { mobile: d(None), alternate_mobile: d(None), office: d(Some(O1)), email: d(None) }, true, true),
-            req(Methods { mobile: d(Some(M2)), ..Methods::default() }, true, false),
+            req(
+                Methods {
+                    mobile: d(Some(M1)),
+                    alternate_mobile: d(Some(A1)),
+                    office: d(None),
+                    email: d(Some("a@x.com")),
+                },
+                true,
+                true,
+            ),
+            req(
+                Methods {
+                    mobile: d(None),
+                    alternate_mobile: d(None),
+                    office: d(Some(O1)),
+                    email: d(None),
+                },
+                true,
+                true,
+            ),
+            req(
+                Methods {
+                    mobile: d(Some(M2)),
+                    ..Methods::default()
+                },
+                true,
+                false,
+            ),
         ];
         let states = vec![
             CurrentMethods::default(),
@@ -705,17 +1045,24 @@ mod tests {
                 let mut after = s.clone();
                 for a in &p.actions {
                     match a {
-                        Action::CreatePhone { kind, number } | Action::UpdatePhone { kind, number } => {
+                        Action::CreatePhone { kind, number }
+                        | Action::UpdatePhone { kind, number } => {
                             after.set_phone(*kind, Some(number.clone()))
                         }
                         Action::DeletePhone { kind } => after.set_phone(*kind, None),
-                        Action::CreateEmail { address } | Action::UpdateEmail { address } => after.email = Some(address.clone()),
+                        Action::CreateEmail { address } | Action::UpdateEmail { address } => {
+                            after.email = Some(address.clone())
+                        }
                         Action::DeleteEmail => after.email = None,
                         _ => {}
                     }
                 }
                 let again = plan(&after, r);
-                assert!(again.actions.is_empty(), "{r:?} from {s:?}: {:?}", again.actions);
+                assert!(
+                    again.actions.is_empty(),
+                    "{r:?} from {s:?}: {:?}",
+                    again.actions
+                );
                 assert_eq!(again.outcome(), Ok(Outcome::Unchanged));
             }
         }
@@ -732,11 +1079,29 @@ mod tests {
     #[test]
     fn from_graph_reads_types_and_state() {
         let phones = vec![
-            PhoneMethod { id: PhoneType::Mobile.method_id().into(), phone_number: Some(M1.into()), phone_type: Some("mobile".into()), sms_sign_in_state: Some("ready".into()) },
-            PhoneMethod { id: "x".into(), phone_number: Some(O1.into()), phone_type: Some("office".into()), sms_sign_in_state: None },
-            PhoneMethod { id: PhoneType::AlternateMobile.method_id().into(), phone_number: Some(A1.into()), phone_type: None, sms_sign_in_state: None },
+            PhoneMethod {
+                id: PhoneType::Mobile.method_id().into(),
+                phone_number: Some(M1.into()),
+                phone_type: Some("mobile".into()),
+                sms_sign_in_state: Some("ready".into()),
+            },
+            PhoneMethod {
+                id: "x".into(),
+                phone_number: Some(O1.into()),
+                phone_type: Some("office".into()),
+                sms_sign_in_state: None,
+            },
+            PhoneMethod {
+                id: PhoneType::AlternateMobile.method_id().into(),
+                phone_number: Some(A1.into()),
+                phone_type: None,
+                sms_sign_in_state: None,
+            },
         ];
-        let emails = vec![EmailMethod { id: "e1".into(), email_address: Some("a@x.com".into()) }];
+        let emails = vec![EmailMethod {
+            id: "e1".into(),
+            email_address: Some("a@x.com".into()),
+        }];
         let c = CurrentMethods::from_graph(&phones, &emails, Some("sms".into()));
         assert_eq!(c.mobile.as_deref(), Some(M1));
         assert_eq!(c.office.as_deref(), Some(O1));

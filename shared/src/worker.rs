@@ -35,12 +35,20 @@ pub struct DlqError(pub String);
 pub trait DlqPort: Send + Sync {
     /// Sends one entry; `attributes` are the string message attributes (`reason`, `detail`,
     /// `stage`, `row`), see [`dlq_attributes`].
-    async fn send(&self, entry: DlqEntry, attributes: Vec<(String, String)>) -> Result<(), DlqError>;
+    async fn send(
+        &self,
+        entry: DlqEntry,
+        attributes: Vec<(String, String)>,
+    ) -> Result<(), DlqError>;
 }
 
 /// `reason`, `detail` (cut to [`MAX_DETAIL_ATTRIBUTE_CHARS`]), `stage` and `row` attributes.
 pub fn dlq_attributes(entry: &DlqEntry) -> Vec<(String, String)> {
-    let mut detail: String = entry.detail.chars().take(MAX_DETAIL_ATTRIBUTE_CHARS).collect();
+    let mut detail: String = entry
+        .detail
+        .chars()
+        .take(MAX_DETAIL_ATTRIBUTE_CHARS)
+        .collect();
     if detail.is_empty() {
         detail = entry.reason.as_str().to_string();
     }
@@ -55,10 +63,13 @@ pub fn dlq_attributes(entry: &DlqEntry) -> Vec<(String, String)> {
     a
 }
 
+/// A DLQ entry with its message attributes.
+pub type SentDlqEntry = (DlqEntry, Vec<(String, String)>);
+
 /// A [`DlqPort`] that keeps entries in memory (tests, dry runs). Can be told to fail.
 #[derive(Debug, Default)]
 pub struct MemoryDlq {
-    entries: Mutex<Vec<(DlqEntry, Vec<(String, String)>)>>,
+    entries: Mutex<Vec<SentDlqEntry>>,
     failing: AtomicBool,
 }
 
@@ -67,8 +78,11 @@ impl MemoryDlq {
         MemoryDlq::default()
     }
 
-    pub fn entries(&self) -> Vec<(DlqEntry, Vec<(String, String)>)> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn entries(&self) -> Vec<SentDlqEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// While true, every send fails.
@@ -79,7 +93,11 @@ impl MemoryDlq {
 
 #[async_trait]
 impl DlqPort for MemoryDlq {
-    async fn send(&self, entry: DlqEntry, attributes: Vec<(String, String)>) -> Result<(), DlqError> {
+    async fn send(
+        &self,
+        entry: DlqEntry,
+        attributes: Vec<(String, String)>,
+    ) -> Result<(), DlqError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(DlqError("the in-memory DLQ is set to fail".into()));
         }
@@ -196,8 +214,13 @@ pub fn batch_failures(reports: &[MessageReport]) -> Vec<String> {
 /// Parses and checks a message body against the v1 schema. The error text is safe to log
 /// (numbers masked).
 pub fn parse_request(body: &str) -> Result<Request, String> {
-    let v: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| format!("the body is not JSON (line {} column {})", e.line(), e.column()))?;
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "the body is not JSON (line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
     let obj = v.as_object().ok_or("the body is not a JSON object")?;
     match obj.get("v") {
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(MESSAGE_VERSION)) => {}
@@ -209,35 +232,56 @@ pub fn parse_request(body: &str) -> Result<Request, String> {
         }
         None => return Err("the message has no 'v' (version) field".into()),
     }
-    let req: Request = serde_json::from_value(v)
-        .map_err(|e| format!("not a valid v1 request: {}", mask_numbers_in_text(&e.to_string())))?;
+    let req: Request = serde_json::from_value(v).map_err(|e| {
+        format!(
+            "not a valid v1 request: {}",
+            mask_numbers_in_text(&e.to_string())
+        )
+    })?;
     validate_request(&req)?;
     Ok(req)
 }
 
 fn is_upn(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     let local_ok = !local.is_empty()
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "'._!#^~-".contains(c));
-    let Some((head, tld)) = domain.rsplit_once('.') else { return false };
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "'._!#^~-".contains(c));
+    let Some((head, tld)) = domain.rsplit_once('.') else {
+        return false;
+    };
     local_ok
         && !head.is_empty()
         && !tld.is_empty()
-        && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && tld.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `+{cc} {number}[x{ext}]`: cc 1-3 digits not starting with 0, number 4-14 digits, ext 1-10.
 pub fn is_graph_phone(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('+') else { return false };
-    let Some((cc, number)) = rest.split_once(' ') else { return false };
-    let digits = |t: &str, min: usize, max: usize| t.len() >= min && t.len() <= max && t.chars().all(|c| c.is_ascii_digit());
+    let Some(rest) = s.strip_prefix('+') else {
+        return false;
+    };
+    let Some((cc, number)) = rest.split_once(' ') else {
+        return false;
+    };
+    let digits = |t: &str, min: usize, max: usize| {
+        t.len() >= min && t.len() <= max && t.chars().all(|c| c.is_ascii_digit())
+    };
     if !digits(cc, 1, 3) || cc.starts_with('0') {
         return false;
     }
@@ -251,7 +295,9 @@ fn is_email(s: &str) -> bool {
     if s.len() > 254 || s.chars().any(char::is_whitespace) {
         return false;
     }
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     if local.is_empty() || domain.contains('@') {
         return false;
     }
@@ -309,12 +355,19 @@ pub fn validate_request(req: &Request) -> Result<(), String> {
 fn salvage(body: &str) -> (serde_json::Value, Option<Job>, Option<u64>, Option<String>) {
     match serde_json::from_str::<serde_json::Value>(body) {
         Ok(v) => {
-            let job = v.get("job").and_then(|j| serde_json::from_value::<Job>(j.clone()).ok());
+            let job = v
+                .get("job")
+                .and_then(|j| serde_json::from_value::<Job>(j.clone()).ok());
             let row = v.get("row").and_then(serde_json::Value::as_u64);
             let user = v.get("user").and_then(|u| u.as_str()).map(str::to_string);
             (v, job, row, user)
         }
-        Err(_) => (serde_json::Value::String(body.to_string()), None, None, None),
+        Err(_) => (
+            serde_json::Value::String(body.to_string()),
+            None,
+            None,
+            None,
+        ),
     }
 }
 
@@ -328,7 +381,11 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(client: Arc<GraphClient>, dlq: Arc<dyn DlqPort>, config: WorkerConfig) -> Worker {
-        Worker { client, dlq, config }
+        Worker {
+            client,
+            dlq,
+            config,
+        }
     }
 
     pub fn client(&self) -> &GraphClient {
@@ -341,7 +398,8 @@ impl Worker {
 
     /// Lambda entry: processes the event, returns the partial batch response.
     pub async fn handle_event(&self, event: SqsEvent) -> SqsBatchResponse {
-        let messages: Vec<InboundMessage> = event.records.iter().map(InboundMessage::from_sqs).collect();
+        let messages: Vec<InboundMessage> =
+            event.records.iter().map(InboundMessage::from_sqs).collect();
         let reports = self.process(messages).await;
         let mut resp = SqsBatchResponse::default();
         resp.set_failures(batch_failures(&reports));
@@ -375,8 +433,22 @@ impl Worker {
                 };
                 let disposition = self.dead_letter(entry).await;
                 let user = user.filter(|u| u.len() <= 113);
-                log_line(m, user.as_deref(), row, job.as_ref(), disposition, &detail, &[]);
-                return MessageReport { message_id: m.message_id.clone(), user, row, disposition, result: None };
+                log_line(
+                    m,
+                    user.as_deref(),
+                    row,
+                    job.as_ref(),
+                    disposition,
+                    &detail,
+                    &[],
+                );
+                return MessageReport {
+                    message_id: m.message_id.clone(),
+                    user,
+                    row,
+                    disposition,
+                    result: None,
+                };
             }
         };
         let result = apply(&self.client, &req).await;
@@ -386,7 +458,11 @@ impl Worker {
                 Disposition::Retry(rej.reason)
             }
             Err(rej) => {
-                let reason = if result.transient { Reason::RetriesExhausted } else { rej.reason };
+                let reason = if result.transient {
+                    Reason::RetriesExhausted
+                } else {
+                    rej.reason
+                };
                 let mut detail = result.detail();
                 if result.transient {
                     detail = format!("{detail}; still failing on receive {}", m.receive_count);
@@ -404,7 +480,15 @@ impl Worker {
                 self.dead_letter(entry).await
             }
         };
-        log_line(m, Some(&req.user), req.row, Some(&req.job), disposition, &result.detail(), &result.actions);
+        log_line(
+            m,
+            Some(&req.user),
+            req.row,
+            Some(&req.job),
+            disposition,
+            &result.detail(),
+            &result.actions,
+        );
         MessageReport {
             message_id: m.message_id.clone(),
             user: Some(req.user.clone()),
@@ -463,7 +547,8 @@ mod tests {
     use super::*;
 
     fn body(extra: serde_json::Value) -> String {
-        let mut v = serde_json::json!({"v": 1, "job": {"producer": "hr"}, "user": "a.b@contoso.com"});
+        let mut v =
+            serde_json::json!({"v": 1, "job": {"producer": "hr"}, "user": "a.b@contoso.com"});
         if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
             for (k, x) in e {
                 o.insert(k.clone(), x.clone());
@@ -474,39 +559,79 @@ mod tests {
 
     #[test]
     fn parses_valid_and_rejects_invalid_messages() {
-        assert!(parse_request(&body(serde_json::json!({"methods": {"mobile": "+1 5555551234x12", "email": "x@y.org"}}))).is_ok());
-        assert!(parse_request(&body(serde_json::json!({"user": "2f1c3a4b-1234-4abc-9def-0123456789ab"}))).is_ok());
+        assert!(parse_request(&body(
+            serde_json::json!({"methods": {"mobile": "+1 5555551234x12", "email": "x@y.org"}})
+        ))
+        .is_ok());
+        assert!(parse_request(&body(
+            serde_json::json!({"user": "2f1c3a4b-1234-4abc-9def-0123456789ab"})
+        ))
+        .is_ok());
         let bad = [
             ("{not json", "not JSON"),
             ("[1,2]", "not a JSON object"),
             (r#"{"job":{"producer":"x"},"user":"a@b.co"}"#, "no 'v'"),
-            (r#"{"v":2,"job":{"producer":"x"},"user":"a@b.co"}"#, "version 2"),
+            (
+                r#"{"v":2,"job":{"producer":"x"},"user":"a@b.co"}"#,
+                "version 2",
+            ),
             (&body(serde_json::json!({"mobil": "x"})), "unknown field"),
             (&body(serde_json::json!({"user": "a/b@c.com"})), "'user'"),
             (&body(serde_json::json!({"user": "nobody"})), "'user'"),
-            (&body(serde_json::json!({"methods": {"mobile": "+310612345678"}})), "methods.mobile"),
-            (&body(serde_json::json!({"methods": {"office": "0612345678"}})), "methods.office"),
-            (&body(serde_json::json!({"methods": {"email": "not an email"}})), "methods.email"),
+            (
+                &body(serde_json::json!({"methods": {"mobile": "+310612345678"}})),
+                "methods.mobile",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"office": "0612345678"}})),
+                "methods.office",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"email": "not an email"}})),
+                "methods.email",
+            ),
             (&body(serde_json::json!({"row": 1})), "'row'"),
-            (&body(serde_json::json!({"smsSignIn": "maybe"})), "not a valid v1 request"),
+            (
+                &body(serde_json::json!({"smsSignIn": "maybe"})),
+                "not a valid v1 request",
+            ),
         ];
         for (b, needle) in bad {
             let err = parse_request(b).unwrap_err();
             assert!(err.contains(needle), "{b}: {err}");
         }
         // Numbers in errors are masked.
-        let err = parse_request(&body(serde_json::json!({"methods": {"mobile": "+31 0612345678 9"}}))).unwrap_err();
+        let err = parse_request(&body(
+            serde_json::json!({"methods": {"mobile": "+31 0612345678 9"}}),
+        ))
+        .unwrap_err();
         assert!(!err.contains("0612345678"), "{err}");
-        let err = parse_request(&body(serde_json::json!({"methods": {"mobile": 31612345678u64}}))).unwrap_err();
+        let err = parse_request(&body(
+            serde_json::json!({"methods": {"mobile": 31612345678u64}}),
+        ))
+        .unwrap_err();
         assert!(!err.contains("31612345678"), "{err}");
     }
 
     #[test]
     fn graph_phone_form() {
-        for ok in ["+1 5555551234", "+31 612345678", "+1 5555551234x1", "+999 1234"] {
+        for ok in [
+            "+1 5555551234",
+            "+31 612345678",
+            "+1 5555551234x1",
+            "+999 1234",
+        ] {
             assert!(is_graph_phone(ok), "{ok}");
         }
-        for bad in ["+1  5555551234", "+0 5555551234", "1 5555551234", "+1 555", "+1 5555551234x", "+1234 5555551234", "+1 5555551234 x1"] {
+        for bad in [
+            "+1  5555551234",
+            "+0 5555551234",
+            "1 5555551234",
+            "+1 555",
+            "+1 5555551234x",
+            "+1234 5555551234",
+            "+1 5555551234 x1",
+        ] {
             assert!(!is_graph_phone(bad), "{bad}");
         }
     }
@@ -519,10 +644,21 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(c, WorkerConfig { concurrency: 32, max_receive_count: 3 });
-        let e = WorkerConfig::from_lookup(|k| (k == "MAX_RECEIVE_COUNT").then(|| "zero".to_string())).unwrap_err();
+        assert_eq!(
+            c,
+            WorkerConfig {
+                concurrency: 32,
+                max_receive_count: 3
+            }
+        );
+        let e =
+            WorkerConfig::from_lookup(|k| (k == "MAX_RECEIVE_COUNT").then(|| "zero".to_string()))
+                .unwrap_err();
         assert!(e.to_string().contains("MAX_RECEIVE_COUNT") && e.to_string().contains("zero"));
-        assert_eq!(WorkerConfig::from_lookup(|_| None).unwrap(), WorkerConfig::default());
+        assert_eq!(
+            WorkerConfig::from_lookup(|_| None).unwrap(),
+            WorkerConfig::default()
+        );
     }
 
     #[test]

@@ -263,7 +263,14 @@ impl Credentials {
     ) -> Result<Credentials, CredentialsError> {
         let der = certificate_der_from_pem(certificate_pem)?;
         let key = key_from_pem(private_key_pem)?;
-        Credentials::build(tenant_id, client_id, der, key, "certificatePem", "privateKeyPem")
+        Credentials::build(
+            tenant_id,
+            client_id,
+            der,
+            key,
+            "certificatePem",
+            "privateKeyPem",
+        )
     }
 
     /// From PKCS#12 bytes and their password (PBES2/AES as modern tooling writes, or legacy
@@ -288,10 +295,9 @@ impl Credentials {
             None => {
                 relaxed = open(Pkcs12ImportPolicy::Relaxed)
                     .map_err(|_| invalid("pfxBase64", "cannot be opened with pfxPassword"))?;
-                relaxed
-                    .private_key_chain()
-                    .map(|(_, c)| c)
-                    .ok_or_else(|| invalid("pfxBase64", "holds no private key with a certificate"))?
+                relaxed.private_key_chain().map(|(_, c)| c).ok_or_else(|| {
+                    invalid("pfxBase64", "holds no private key with a certificate")
+                })?
             }
         };
         let cert = chain
@@ -339,8 +345,8 @@ impl Credentials {
         let signature = jsonwebtoken::crypto::sign(probe, &key, Algorithm::PS256)
             .map_err(|_| invalid(key_field, "cannot sign with PS256 (not a usable RSA key)"))?;
         let public = DecodingKey::from_rsa_der(&cert.public_key().subject_public_key.data);
-        let matches =
-            jsonwebtoken::crypto::verify(&signature, probe, &public, Algorithm::PS256).unwrap_or(false);
+        let matches = jsonwebtoken::crypto::verify(&signature, probe, &public, Algorithm::PS256)
+            .unwrap_or(false);
         if !matches {
             return Err(invalid(
                 key_field,
@@ -592,15 +598,22 @@ impl TokenProvider {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
                     if status.is_success() {
-                        let body: TokenResponse = resp.json().await.map_err(|e| {
-                            TokenError::InvalidResponse(format!("not JSON ({e})"))
-                        })?;
+                        let body: TokenResponse = resp
+                            .json()
+                            .await
+                            .map_err(|e| TokenError::InvalidResponse(format!("not JSON ({e})")))?;
                         return parse_token_response(body);
                     }
                     let code = status.as_u16();
                     if code == 429 || status.is_server_error() {
                         last = format!("HTTP {code}");
-                        retry_after.unwrap_or_else(|| backoff_delay(attempt, Duration::from_millis(200), Duration::from_secs(5)))
+                        retry_after.unwrap_or_else(|| {
+                            backoff_delay(
+                                attempt,
+                                Duration::from_millis(200),
+                                Duration::from_secs(5),
+                            )
+                        })
                     } else {
                         let body: TokenErrorBody = resp.json().await.unwrap_or_default();
                         return Err(TokenError::Rejected {
@@ -611,7 +624,10 @@ impl TokenProvider {
                     }
                 }
                 Err(e) => {
-                    last = format!("network: {}", crate::graph::retry::describe_reqwest_error(&e));
+                    last = format!(
+                        "network: {}",
+                        crate::graph::retry::describe_reqwest_error(&e)
+                    );
                     backoff_delay(attempt, Duration::from_millis(200), Duration::from_secs(5))
                 }
             };
@@ -649,7 +665,9 @@ mod tests {
     use std::sync::Mutex;
 
     fn fixture(name: &str) -> String {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
@@ -683,7 +701,10 @@ mod tests {
         assert_eq!(c.client_id(), CLIENT);
         assert_eq!(c.x5t_s256(), expected_x5t());
         assert!(!c.x5t_s256().contains('=') && !c.x5t_s256().contains('+'));
-        assert!(matches!(c.warn_if_expiring(), CertificateExpiry::Valid { .. }));
+        assert!(matches!(
+            c.warn_if_expiring(),
+            CertificateExpiry::Valid { .. }
+        ));
     }
 
     #[test]
@@ -700,7 +721,10 @@ mod tests {
         });
         let err = Credentials::from_secret_json(&wrong.to_string()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("pfxBase64") && msg.contains("pfxPassword"), "{msg}");
+        assert!(
+            msg.contains("pfxBase64") && msg.contains("pfxPassword"),
+            "{msg}"
+        );
         assert!(!msg.contains("not-the-password"));
     }
 
@@ -730,7 +754,8 @@ mod tests {
         s["privateKeyPem"] = serde_json::json!("MIIEv-SECRET-KEY-MATERIAL");
         cases.push((s, "privateKeyPem"));
         let mut s = pem_secret();
-        s["certificatePem"] = serde_json::json!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        s["certificatePem"] =
+            serde_json::json!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
         cases.push((s, "certificatePem"));
         let mut s = pem_secret();
         // The key of another certificate.
@@ -749,7 +774,10 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(field), "{field}: {msg}");
             for forbidden in ["SECRET", "evil", key_body_line.as_str(), "%%%"] {
-                assert!(!msg.contains(forbidden), "{field}: leaked {forbidden}: {msg}");
+                assert!(
+                    !msg.contains(forbidden),
+                    "{field}: leaked {forbidden}: {msg}"
+                );
             }
         }
         let err = Credentials::from_secret_json("{\"tenantId\": \"x\", SECRET").unwrap_err();
@@ -767,7 +795,10 @@ mod tests {
         }
         assert!(dbg.contains("<redacted>"));
         assert!(dbg.contains(CLIENT));
-        assert_eq!(format!("{:?}", AccessToken::new("tok-123")), "AccessToken(<redacted>)");
+        assert_eq!(
+            format!("{:?}", AccessToken::new("tok-123")),
+            "AccessToken(<redacted>)"
+        );
     }
 
     #[derive(Clone, Default)]
@@ -791,19 +822,34 @@ mod tests {
             .with_ansi(false)
             .finish();
         let c = tracing::subscriber::with_default(subscriber, || {
-            Credentials::from_pem(TENANT, CLIENT, &fixture("expiring.crt.pem"), &fixture("expiring.key.pem"))
-                .unwrap()
+            Credentials::from_pem(
+                TENANT,
+                CLIENT,
+                &fixture("expiring.crt.pem"),
+                &fixture("expiring.key.pem"),
+            )
+            .unwrap()
         });
         let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        assert!(logs.contains("WARN") && logs.contains("expires soon"), "{logs}");
+        assert!(
+            logs.contains("WARN") && logs.contains("expires soon"),
+            "{logs}"
+        );
         let now = i64::try_from(unix_now()).unwrap();
-        assert!(matches!(c.expiry_at(now), CertificateExpiry::ExpiringSoon { days_left } if days_left < 30));
-        assert!(matches!(c.expiry_at(c.certificate_not_after() + 86_400 * 2), CertificateExpiry::Expired { days_ago: 2 }));
+        assert!(
+            matches!(c.expiry_at(now), CertificateExpiry::ExpiringSoon { days_left } if days_left < 30)
+        );
+        assert!(matches!(
+            c.expiry_at(c.certificate_not_after() + 86_400 * 2),
+            CertificateExpiry::Expired { days_ago: 2 }
+        ));
 
         // The long-lived certificate logs nothing.
         let captured = Captured::default();
         let sink = captured.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
             Credentials::from_secret_json(&pem_secret().to_string()).unwrap()
         });
@@ -849,6 +895,10 @@ mod tests {
         .unwrap();
         assert_eq!(t.secret(), "abc");
         assert_eq!(d, Duration::from_secs(3599));
-        assert!(parse_token_response(TokenResponse { access_token: None, expires_in: None }).is_err());
+        assert!(parse_token_response(TokenResponse {
+            access_token: None,
+            expires_in: None
+        })
+        .is_err());
     }
 }

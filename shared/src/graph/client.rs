@@ -153,7 +153,11 @@ impl fmt::Debug for GraphClient {
 enum Attempt {
     Done(Option<Value>),
     Fail(GraphError),
-    Retry { why: String, delay: Duration, throttled: bool },
+    Retry {
+        why: String,
+        delay: Duration,
+        throttled: bool,
+    },
     Refresh,
 }
 
@@ -222,7 +226,10 @@ impl GraphClient {
 
     /// `users/{encoded user}/authentication`.
     pub(crate) fn auth_path(user: &str) -> Result<String, GraphError> {
-        Ok(format!("users/{}/authentication", encode_user_segment(user)?))
+        Ok(format!(
+            "users/{}/authentication",
+            encode_user_segment(user)?
+        ))
     }
 
     /// Sends `call` with retries; returns the JSON body of a 2xx (None for 204 / empty).
@@ -290,7 +297,11 @@ impl GraphClient {
                             delay: if retry_after.is_some() {
                                 Duration::ZERO
                             } else {
-                                backoff_delay(throttles + 1, self.opts.backoff_base, self.opts.backoff_cap)
+                                backoff_delay(
+                                    throttles + 1,
+                                    self.opts.backoff_base,
+                                    self.opts.backoff_cap,
+                                )
                             },
                             throttled: true,
                         }
@@ -418,7 +429,10 @@ fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bo
     if status == 400 && call.method == Method::DELETE && lower.contains("default") {
         return GraphError::DefaultMethodConflict { message: masked };
     }
-    if (status == 400 || status == 409) && call.method == Method::POST && lower.contains("already exist") {
+    if (status == 400 || status == 409)
+        && call.method == Method::POST
+        && lower.contains("already exist")
+    {
         return GraphError::MethodAlreadyExists {
             code: code_s,
             message: masked,
@@ -438,7 +452,10 @@ mod tests {
 
     #[test]
     fn user_segments_are_fully_encoded() {
-        assert_eq!(encode_user_segment("a.b@contoso.com").unwrap(), "a.b%40contoso.com");
+        assert_eq!(
+            encode_user_segment("a.b@contoso.com").unwrap(),
+            "a.b%40contoso.com"
+        );
         assert_eq!(
             encode_user_segment("o'neil#EXT#@x.com").unwrap(),
             "o%27neil%23EXT%23%40x.com"
@@ -446,7 +463,10 @@ mod tests {
         assert_eq!(encode_user_segment("a/b?c d").unwrap(), "a%2Fb%3Fc%20d");
         assert_eq!(encode_user_segment("x~y_z-1").unwrap(), "x~y_z-1");
         for bad in ["", " ", ".", ".."] {
-            assert!(matches!(encode_user_segment(bad), Err(GraphError::InvalidUser(_))));
+            assert!(matches!(
+                encode_user_segment(bad),
+                Err(GraphError::InvalidUser(_))
+            ));
         }
     }
 
@@ -462,11 +482,35 @@ mod tests {
 
     #[test]
     fn classification() {
-        let c = classify(404, "Request_ResourceNotFound", "Resource 'x' does not exist", &call(Method::GET, Target::User), false);
+        let c = classify(
+            404,
+            "Request_ResourceNotFound",
+            "Resource 'x' does not exist",
+            &call(Method::GET, Target::User),
+            false,
+        );
         assert!(matches!(c, GraphError::UserNotFound { .. }));
-        let c = classify(404, "itemNotFound", "gone", &call(Method::DELETE, Target::Method), true);
-        assert!(matches!(c, GraphError::MethodNotFound { after_retry: true, .. }));
-        let c = classify(404, "Request_ResourceNotFound", "no user", &call(Method::DELETE, Target::Method), false);
+        let c = classify(
+            404,
+            "itemNotFound",
+            "gone",
+            &call(Method::DELETE, Target::Method),
+            true,
+        );
+        assert!(matches!(
+            c,
+            GraphError::MethodNotFound {
+                after_retry: true,
+                ..
+            }
+        ));
+        let c = classify(
+            404,
+            "Request_ResourceNotFound",
+            "no user",
+            &call(Method::DELETE, Target::Method),
+            false,
+        );
         assert!(matches!(c, GraphError::UserNotFound { .. }));
         let c = classify(
             400,
@@ -476,10 +520,28 @@ mod tests {
             false,
         );
         assert!(matches!(c, GraphError::DefaultMethodConflict { .. }));
-        let c = classify(400, "phoneNumberNotUnique", "x", &call(Method::POST, Target::Method), false);
+        let c = classify(
+            400,
+            "phoneNumberNotUnique",
+            "x",
+            &call(Method::POST, Target::Method),
+            false,
+        );
         assert!(matches!(c, GraphError::SmsSigninNumberNotUnique { .. }));
-        let c = classify(400, "badRequest", "The phone method already exists for this user.", &call(Method::POST, Target::User), false);
-        assert!(matches!(c, GraphError::MethodAlreadyExists { after_retry: false, .. }));
+        let c = classify(
+            400,
+            "badRequest",
+            "The phone method already exists for this user.",
+            &call(Method::POST, Target::User),
+            false,
+        );
+        assert!(matches!(
+            c,
+            GraphError::MethodAlreadyExists {
+                after_retry: false,
+                ..
+            }
+        ));
         let c = classify(
             400,
             "badRequest",
@@ -488,7 +550,11 @@ mod tests {
             false,
         );
         match c {
-            GraphError::Rejected { status, code, message } => {
+            GraphError::Rejected {
+                status,
+                code,
+                message,
+            } => {
                 assert_eq!(status, 400);
                 assert_eq!(code, "badRequest");
                 assert!(message.contains("+1 555****234") && !message.contains("5555551234"));

@@ -23,7 +23,11 @@ pub struct EmailMethod {
 }
 
 fn method_segment(id: &str) -> String {
-    let id = if id.trim().is_empty() { EMAIL_METHOD_ID } else { id };
+    let id = if id.trim().is_empty() {
+        EMAIL_METHOD_ID
+    } else {
+        id
+    };
     utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -31,12 +35,22 @@ impl GraphClient {
     pub async fn list_email_methods(&self, user: &str) -> Result<Vec<EmailMethod>, GraphError> {
         let path = format!("{}/emailMethods", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call { method: Method::GET, api: Api::V1, path, body: None, target: Target::User })
+            .execute(Call {
+                method: Method::GET,
+                api: Api::V1,
+                path,
+                body: None,
+                target: Target::User,
+            })
             .await?;
         parse_collection(body, "emailMethods")
     }
 
-    pub async fn create_email_method(&self, user: &str, address: &str) -> Result<EmailMethod, GraphError> {
+    pub async fn create_email_method(
+        &self,
+        user: &str,
+        address: &str,
+    ) -> Result<EmailMethod, GraphError> {
         let path = format!("{}/emailMethods", GraphClient::auth_path(user)?);
         let resp = self
             .execute(Call {
@@ -56,8 +70,17 @@ impl GraphClient {
     }
 
     /// PATCH of the method `id` (the listed id; empty = the fixed one).
-    pub async fn update_email_method(&self, user: &str, id: &str, address: &str) -> Result<(), GraphError> {
-        let path = format!("{}/emailMethods/{}", GraphClient::auth_path(user)?, method_segment(id));
+    pub async fn update_email_method(
+        &self,
+        user: &str,
+        id: &str,
+        address: &str,
+    ) -> Result<(), GraphError> {
+        let path = format!(
+            "{}/emailMethods/{}",
+            GraphClient::auth_path(user)?,
+            method_segment(id)
+        );
         self.execute(Call {
             method: Method::PATCH,
             api: Api::V1,
@@ -70,9 +93,19 @@ impl GraphClient {
     }
 
     pub async fn delete_email_method(&self, user: &str, id: &str) -> Result<(), GraphError> {
-        let path = format!("{}/emailMethods/{}", GraphClient::auth_path(user)?, method_segment(id));
-        self.execute(Call { method: Method::DELETE, api: Api::V1, path, body: None, target: Target::Method })
-            .await
-            .map(|_| ())
+        let path = format!(
+            "{}/emailMethods/{}",
+            GraphClient::auth_path(user)?,
+            method_segment(id)
+        );
+        self.execute(Call {
+            method: Method::DELETE,
+            api: Api::V1,
+            path,
+            body: None,
+            target: Target::Method,
+        })
+        .await
+        .map(|_| ())
     }
 }

@@ -107,7 +107,8 @@ pub fn mask_numbers_in_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let starts = chars[i].is_ascii_digit() || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        let starts = chars[i].is_ascii_digit()
+            || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
         if !starts {
             out.push(chars[i]);
             i += 1;
@@ -165,30 +166,52 @@ mod tests {
         assert!(!m.contains("5555551234"));
         assert!(m.contains("code 400"));
         let m = mask_numbers_in_text("number +31612345678 and 0612-345-678");
-        assert!(!m.contains("31612345678") && !m.contains("0612-345-678"), "{m}");
+        assert!(
+            !m.contains("31612345678") && !m.contains("0612-345-678"),
+            "{m}"
+        );
         assert_eq!(mask_numbers_in_text("no digits here"), "no digits here");
     }
 
     #[test]
     fn reasons_and_transience() {
-        let e = GraphError::RetriesExhausted { attempts: 6, last: "429".into() };
+        let e = GraphError::RetriesExhausted {
+            attempts: 6,
+            last: "429".into(),
+        };
         assert_eq!(e.reason(), Reason::RetriesExhausted);
         assert!(e.is_transient());
-        let e = GraphError::UserNotFound { message: "x".into() };
+        let e = GraphError::UserNotFound {
+            message: "x".into(),
+        };
         assert_eq!(e.reason(), Reason::UserNotFound);
         assert!(!e.is_transient());
-        let e = GraphError::Token(TokenError::Unavailable { attempts: 3, last: "503".into() });
+        let e = GraphError::Token(TokenError::Unavailable {
+            attempts: 3,
+            last: "503".into(),
+        });
         assert!(e.is_transient());
         assert_eq!(
-            GraphError::SmsSigninNumberNotUnique { message: String::new() }.reason(),
+            GraphError::SmsSigninNumberNotUnique {
+                message: String::new()
+            }
+            .reason(),
             Reason::SmsSigninNumberNotUnique
         );
         assert_eq!(
-            GraphError::DefaultMethodConflict { message: String::new() }.reason(),
+            GraphError::DefaultMethodConflict {
+                message: String::new()
+            }
+            .reason(),
             Reason::DefaultMethodConflict
         );
         assert_eq!(
-            GraphError::Rejected { status: 403, code: "x".into(), message: String::new() }.reason(),
+            GraphError::Rejected {
+                status: 403,
+                code: "x".into(),
+                message: String::new()
+            }
+            .reason(),
             Reason::GraphRejected
         );
     }

@@ -79,10 +79,10 @@ impl AdaptiveLimiter {
         cfg.min = cfg.min.max(1);
         cfg.max = cfg.max.max(cfg.min);
         cfg.initial = cfg.initial.clamp(cfg.min, cfg.max);
-        if !(cfg.decrease > 0.0 && cfg.decrease < 1.0) {
+        if cfg.decrease.is_nan() || cfg.decrease <= 0.0 || cfg.decrease >= 1.0 {
             cfg.decrease = 0.8;
         }
-        if !(cfg.increase > 0.0) {
+        if cfg.increase.is_nan() || cfg.increase <= 0.0 {
             cfg.increase = 1.0;
         }
         AdaptiveLimiter {
@@ -268,7 +268,9 @@ mod tests {
     #[tokio::test]
     async fn retry_after_pauses_everyone() {
         let l = AdaptiveLimiter::new(cfg(4));
-        l.acquire().await.throttled(Some(Duration::from_millis(150)));
+        l.acquire()
+            .await
+            .throttled(Some(Duration::from_millis(150)));
         assert!(l.snapshot().paused_for > Duration::from_millis(100));
         let start = Instant::now();
         let _p = l.acquire().await;

@@ -20,7 +20,11 @@ pub enum PhoneType {
 }
 
 impl PhoneType {
-    pub const ALL: [PhoneType; 3] = [PhoneType::Mobile, PhoneType::AlternateMobile, PhoneType::Office];
+    pub const ALL: [PhoneType; 3] = [
+        PhoneType::Mobile,
+        PhoneType::AlternateMobile,
+        PhoneType::Office,
+    ];
 
     /// Graph's `phoneType` value (and the product's method name).
     pub fn as_str(self) -> &'static str {
@@ -41,11 +45,15 @@ impl PhoneType {
 
     /// Case-insensitive `phoneType`.
     pub fn parse(s: &str) -> Option<PhoneType> {
-        PhoneType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        PhoneType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
     pub fn from_method_id(id: &str) -> Option<PhoneType> {
-        PhoneType::ALL.into_iter().find(|t| t.method_id().eq_ignore_ascii_case(id.trim()))
+        PhoneType::ALL
+            .into_iter()
+            .find(|t| t.method_id().eq_ignore_ascii_case(id.trim()))
     }
 }
 
@@ -94,7 +102,13 @@ impl GraphClient {
     pub async fn list_phone_methods(&self, user: &str) -> Result<Vec<PhoneMethod>, GraphError> {
         let path = format!("{}/phoneMethods", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call { method: Method::GET, api: Api::V1, path, body: None, target: Target::User })
+            .execute(Call {
+                method: Method::GET,
+                api: Api::V1,
+                path,
+                body: None,
+                target: Target::User,
+            })
             .await?;
         parse_collection(body, "phoneMethods")
     }
@@ -110,7 +124,13 @@ impl GraphClient {
         let path = format!("{}/phoneMethods", GraphClient::auth_path(user)?);
         let body = json!({ "phoneNumber": number, "phoneType": kind.as_str() });
         let resp = self
-            .execute(Call { method: Method::POST, api: Api::V1, path, body: Some(body), target: Target::User })
+            .execute(Call {
+                method: Method::POST,
+                api: Api::V1,
+                path,
+                body: Some(body),
+                target: Target::User,
+            })
             .await?;
         Ok(resp
             .and_then(|v| serde_json::from_value::<PhoneMethod>(v).ok())
@@ -123,29 +143,67 @@ impl GraphClient {
     }
 
     /// Changes the number of an existing method (PATCH, 204).
-    pub async fn update_phone_method(&self, user: &str, kind: PhoneType, number: &str) -> Result<(), GraphError> {
-        let path = format!("{}/phoneMethods/{}", GraphClient::auth_path(user)?, kind.method_id());
+    pub async fn update_phone_method(
+        &self,
+        user: &str,
+        kind: PhoneType,
+        number: &str,
+    ) -> Result<(), GraphError> {
+        let path = format!(
+            "{}/phoneMethods/{}",
+            GraphClient::auth_path(user)?,
+            kind.method_id()
+        );
         let body = json!({ "phoneNumber": number, "phoneType": kind.as_str() });
-        self.execute(Call { method: Method::PATCH, api: Api::V1, path, body: Some(body), target: Target::Method })
-            .await
-            .map(|_| ())
+        self.execute(Call {
+            method: Method::PATCH,
+            api: Api::V1,
+            path,
+            body: Some(body),
+            target: Target::Method,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Deletes a method (204). The default method cannot be deleted:
     /// [`GraphError::DefaultMethodConflict`].
     pub async fn delete_phone_method(&self, user: &str, kind: PhoneType) -> Result<(), GraphError> {
-        let path = format!("{}/phoneMethods/{}", GraphClient::auth_path(user)?, kind.method_id());
-        self.execute(Call { method: Method::DELETE, api: Api::V1, path, body: None, target: Target::Method })
-            .await
-            .map(|_| ())
+        let path = format!(
+            "{}/phoneMethods/{}",
+            GraphClient::auth_path(user)?,
+            kind.method_id()
+        );
+        self.execute(Call {
+            method: Method::DELETE,
+            api: Api::V1,
+            path,
+            body: None,
+            target: Target::Method,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// `enableSmsSignIn` / `disableSmsSignIn` on the mobile method (204).
     pub async fn set_sms_sign_in(&self, user: &str, enable: bool) -> Result<(), GraphError> {
-        let action = if enable { "enableSmsSignIn" } else { "disableSmsSignIn" };
-        let path = format!("{}/phoneMethods/{MOBILE_METHOD_ID}/{action}", GraphClient::auth_path(user)?);
-        self.execute(Call { method: Method::POST, api: Api::V1, path, body: None, target: Target::Method })
-            .await
-            .map(|_| ())
+        let action = if enable {
+            "enableSmsSignIn"
+        } else {
+            "disableSmsSignIn"
+        };
+        let path = format!(
+            "{}/phoneMethods/{MOBILE_METHOD_ID}/{action}",
+            GraphClient::auth_path(user)?
+        );
+        self.execute(Call {
+            method: Method::POST,
+            api: Api::V1,
+            path,
+            body: None,
+            target: Target::Method,
+        })
+        .await
+        .map(|_| ())
     }
 }

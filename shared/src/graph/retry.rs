@@ -25,7 +25,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn backoff_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let ceiling = exp.min(cap);
-    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_millis(rand::random_range(1..=ms))
 }
 
@@ -64,13 +66,19 @@ mod tests {
     fn retry_after_seconds_fractions_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
-        assert_eq!(parse_retry_after(" 0.35 ", now), Some(Duration::from_millis(350)));
+        assert_eq!(
+            parse_retry_after(" 0.35 ", now),
+            Some(Duration::from_millis(350))
+        );
         assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("NaN", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("", now), None);
-        assert_eq!(parse_retry_after("1e12", now), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_retry_after("1e12", now),
+            Some(Duration::from_secs(86_400))
+        );
         let later = now + Duration::from_secs(30);
         let date = httpdate::fmt_http_date(later);
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
@@ -84,7 +92,10 @@ mod tests {
         let cap = Duration::from_secs(2);
         for attempt in 1..30 {
             let d = backoff_delay(attempt, base, cap);
-            assert!(d >= Duration::from_millis(1) && d <= cap, "{attempt}: {d:?}");
+            assert!(
+                d >= Duration::from_millis(1) && d <= cap,
+                "{attempt}: {d:?}"
+            );
         }
         for _ in 0..50 {
             assert!(backoff_delay(1, base, cap) <= base);

@@ -20,10 +20,19 @@ pub struct SignInPreferences {
 }
 
 impl GraphClient {
-    pub async fn get_sign_in_preferences(&self, user: &str) -> Result<SignInPreferences, GraphError> {
+    pub async fn get_sign_in_preferences(
+        &self,
+        user: &str,
+    ) -> Result<SignInPreferences, GraphError> {
         let path = format!("{}/signInPreferences", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call { method: Method::GET, api: Api::Beta, path, body: None, target: Target::User })
+            .execute(Call {
+                method: Method::GET,
+                api: Api::Beta,
+                path,
+                body: None,
+                target: Target::User,
+            })
             .await?;
         match body {
             Some(v) => serde_json::from_value(v)
@@ -33,7 +42,11 @@ impl GraphClient {
     }
 
     /// Sets `userPreferredMethodForSecondaryAuthentication`.
-    pub async fn set_default_method(&self, user: &str, method: DefaultMethod) -> Result<(), GraphError> {
+    pub async fn set_default_method(
+        &self,
+        user: &str,
+        method: DefaultMethod,
+    ) -> Result<(), GraphError> {
         let path = format!("{}/signInPreferences", GraphClient::auth_path(user)?);
         self.execute(Call {
             method: Method::PATCH,

@@ -16,7 +16,9 @@ pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 pub const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
 }
 
 pub fn fixture(name: &str) -> String {
@@ -54,7 +56,10 @@ pub fn test_options(max_attempts: u32) -> ClientOptions {
         backoff_base: Duration::from_millis(5),
         backoff_cap: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(2),
-        limiter: LimiterConfig { initial: 16, ..LimiterConfig::default() },
+        limiter: LimiterConfig {
+            initial: 16,
+            ..LimiterConfig::default()
+        },
     }
 }
 
@@ -75,7 +80,10 @@ pub fn worker_for(client: Arc<GraphClient>, max_receive_count: u32) -> (Worker, 
     let w = Worker::new(
         client,
         dlq.clone(),
-        WorkerConfig { concurrency: 16, max_receive_count },
+        WorkerConfig {
+            concurrency: 16,
+            max_receive_count,
+        },
     );
     (w, dlq)
 }
@@ -99,5 +107,9 @@ pub fn body(user: &str, methods: Value, policy: Value, extra: Value) -> String {
 }
 
 pub fn msg(id: &str, body: String) -> InboundMessage {
-    InboundMessage { message_id: id.to_string(), body, receive_count: 1 }
+    InboundMessage {
+        message_id: id.to_string(),
+        body,
+        receive_count: 1,
+    }
 }
