@@ -1,10 +1,14 @@
 //! Adaptive concurrency shared by every task using one [`crate::graph::GraphClient`].
 //!
 //! Graph's budget is not hard-coded (SPEC section 7): the limiter finds it. It is an AIMD limit
-//! on requests in flight: each success raises the limit by `increase / limit` (about
-//! `increase` per round trip), each 429 cuts it by `decrease` (once per congestion event:
-//! 429s of requests sent before the last cut do not cut again), and a 429's `Retry-After`
-//! pauses *all* tasks until it has elapsed, so everyone backs off together.
+//! on requests in flight, in the manner of TCP congestion control:
+//! - above the threshold each success raises the limit by `increase / limit` (about `increase`
+//!   per round trip);
+//! - a 429 sets the threshold to `decrease` x the limit and restarts from `min` (once per
+//!   congestion event: 429s of requests sent before the last cut do not cut again), and its
+//!   `Retry-After` pauses *all* tasks until it has elapsed, so everyone backs off together;
+//! - after the pause the limit doubles per round trip (+1 per success) up to the threshold, so a
+//!   herd of requests does not meet a window that has only just begun to free.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -41,6 +45,7 @@ impl Default for LimiterConfig {
 #[derive(Debug)]
 struct State {
     limit: f64,
+    threshold: f64,
     in_flight: usize,
     paused_until: Option<Instant>,
     epoch: u64,
@@ -68,6 +73,8 @@ pub struct Permit<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimiterSnapshot {
     pub limit: f64,
+    /// Below it the limit grows by one per success (slow start); above, additively.
+    pub threshold: f64,
     pub in_flight: usize,
     pub paused_for: Duration,
     pub cuts: u64,
@@ -88,6 +95,7 @@ impl AdaptiveLimiter {
         AdaptiveLimiter {
             state: Mutex::new(State {
                 limit: cfg.initial as f64,
+                threshold: cfg.initial as f64,
                 in_flight: 0,
                 paused_until: None,
                 epoch: 0,
@@ -107,6 +115,7 @@ impl AdaptiveLimiter {
         let now = Instant::now();
         LimiterSnapshot {
             limit: s.limit,
+            threshold: s.threshold,
             in_flight: s.in_flight,
             paused_for: s
                 .paused_until
@@ -161,7 +170,12 @@ impl Permit<'_> {
             let mut s = l.lock();
             l.release(&mut s);
             let before = s.limit.floor();
-            s.limit = (s.limit + l.cfg.increase / s.limit.max(1.0)).min(l.cfg.max as f64);
+            let step = if s.limit < s.threshold {
+                1.0
+            } else {
+                l.cfg.increase / s.limit.max(1.0)
+            };
+            s.limit = (s.limit + step).min(l.cfg.max as f64);
             s.limit.floor() > before
         };
         self.released = true;
@@ -185,7 +199,8 @@ impl Permit<'_> {
                 }
             }
             if self.epoch == s.epoch {
-                s.limit = (s.limit * l.cfg.decrease).max(l.cfg.min as f64);
+                s.threshold = (s.limit * l.cfg.decrease).max(l.cfg.min as f64);
+                s.limit = l.cfg.min as f64;
                 s.epoch += 1;
                 s.cuts += 1;
             }
@@ -255,14 +270,24 @@ mod tests {
         p1.throttled(None);
         p2.throttled(None);
         let after = l.snapshot();
-        assert!((after.limit - grown * 0.5).abs() < 1e-9, "{after:?}");
+        assert!((after.threshold - grown * 0.5).abs() < 1e-9, "{after:?}");
+        assert_eq!(after.limit, 1.0);
         assert_eq!(after.cuts, 1);
         assert_eq!(after.in_flight, 0);
+        // Slow start back up to the threshold (+1 per success), then additive again.
+        l.acquire().await.success();
+        assert_eq!(l.snapshot().limit, 2.0);
+        for _ in 0..5 {
+            l.acquire().await.success();
+        }
+        let s = l.snapshot();
+        assert!(s.limit > s.threshold && s.limit < 4.0, "{s:?}");
         // Never below min.
         for _ in 0..10 {
             l.acquire().await.throttled(None);
         }
         assert_eq!(l.snapshot().limit, 1.0);
+        assert_eq!(l.snapshot().threshold, 1.0);
     }
 
     #[tokio::test]
