@@ -693,3 +693,61 @@ async fn a_failing_dlq_turns_rejects_into_retries() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_engine_finds_the_ru_ceiling_without_a_429_storm() {
+    // A small budget so the test is quick: 300 RU per 1 s, 5 ms latency, 1,200 re-run users
+    // (one GET each).
+    let sim = start_sim(SimConfig {
+        latency: Duration::from_millis(5),
+        ru_per_window: 300,
+        window: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let n = 1200;
+    sim.add_users((0..n).map(|i| SeedUser {
+        mobile: Some(M1.to_string()),
+        ..SeedUser::new(format!("c{i}@contoso.com"))
+    }));
+    let mut opts = test_options(6);
+    opts.limiter = mfa_preload_core::graph::LimiterConfig::default();
+    opts.max_retry_after = Duration::from_secs(5);
+    let client = client_for(&sim, &pem_secret(), opts);
+    let (worker, _dlq) = worker_for(client.clone(), 5);
+    let msgs: Vec<InboundMessage> = (0..n)
+        .map(|i| {
+            msg(
+                &format!("{i}"),
+                body(
+                    &format!("c{i}@contoso.com"),
+                    json!({"mobile": M1}),
+                    json!({}),
+                    json!({}),
+                ),
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let reports = tokio::time::timeout(Duration::from_secs(60), worker.process(msgs))
+        .await
+        .expect("bounded");
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(reports
+        .iter()
+        .all(|r| r.disposition == Disposition::Done(Outcome::Unchanged)));
+    let s = sim.stats();
+    assert_eq!(s.writes, 0);
+    assert!(s.peak_ru_in_window <= 300, "{s:?}");
+    let throttled_share = s.throttled as f64 / s.requests as f64;
+    assert!(throttled_share < 0.05, "{throttled_share} {s:?}");
+    // 1,200 RU at 300 RU/s is at least 3 s of budget (the first window can be spent at once).
+    let rate = f64::from(n) / elapsed;
+    assert!(
+        rate > 0.6 * 300.0,
+        "{rate:.0} users/s in {elapsed:.1} s, {s:?}"
+    );
+    let learned = client.limiter().snapshot();
+    assert!(learned.learned_window.is_some(), "{learned:?}");
+    sim.shutdown().await;
+}

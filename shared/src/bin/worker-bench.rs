@@ -38,6 +38,8 @@ struct Args {
     new_share: f64,
     concurrency: usize,
     increase: f64,
+    decrease: f64,
+    slow_start: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +52,8 @@ fn parse_args() -> Result<Args, String> {
         new_share: 0.1,
         concurrency: 512,
         increase: LimiterConfig::default().increase,
+        decrease: LimiterConfig::default().decrease,
+        slow_start: LimiterConfig::default().slow_start,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,9 +65,27 @@ fn parse_args() -> Result<Args, String> {
             "--latency-ms" => a.latency_ms = val.parse().map_err(bad)?,
             "--ru" => a.ru = val.parse().map_err(bad)?,
             "--window-s" => a.window_s = val.parse().map_err(bad)?,
-            "--new-share" => a.new_share = val.parse().map_err(|_| format!("{flag}: '{val}' is not a number"))?,
+            "--new-share" => {
+                a.new_share = val
+                    .parse()
+                    .map_err(|_| format!("{flag}: '{val}' is not a number"))?
+            }
             "--concurrency" => a.concurrency = val.parse().map_err(bad)?,
-            "--increase" => a.increase = val.parse().map_err(|_| format!("{flag}: '{val}' is not a number"))?,
+            "--decrease" => {
+                a.decrease = val
+                    .parse()
+                    .map_err(|_| format!("{flag}: '{val}' is not a number"))?
+            }
+            "--slow-start" => {
+                a.slow_start = val
+                    .parse()
+                    .map_err(|_| format!("{flag}: '{val}' is not true/false"))?
+            }
+            "--increase" => {
+                a.increase = val
+                    .parse()
+                    .map_err(|_| format!("{flag}: '{val}' is not a number"))?
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -71,7 +93,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn fixture(name: &str) -> Result<String, String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
     std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
@@ -81,8 +105,18 @@ fn number(i: usize) -> String {
 
 /// Seeds users `prefix{i}`; the first `new` of every 10 have no mobile yet (they get one), the
 /// others already have the requested number (a verification re-run: one GET, no write).
-fn seed_and_requests(sim: &GraphSim, prefix: &str, n: usize, new_share: f64, offset: usize) -> Vec<Request> {
-    let new_every = if new_share > 0.0 { (1.0 / new_share).round().max(1.0) as usize } else { usize::MAX };
+fn seed_and_requests(
+    sim: &GraphSim,
+    prefix: &str,
+    n: usize,
+    new_share: f64,
+    offset: usize,
+) -> Vec<Request> {
+    let new_every = if new_share > 0.0 {
+        (1.0 / new_share).round().max(1.0) as usize
+    } else {
+        usize::MAX
+    };
     let mut seeds = Vec::with_capacity(n);
     let mut reqs = Vec::with_capacity(n);
     for i in 0..n {
@@ -95,10 +129,16 @@ fn seed_and_requests(sim: &GraphSim, prefix: &str, n: usize, new_share: f64, off
         });
         reqs.push(Request {
             v: MESSAGE_VERSION,
-            job: Job::Producer { producer: "bench".into(), id: None },
+            job: Job::Producer {
+                producer: "bench".into(),
+                id: None,
+            },
             row: Some(i as u64 + 2),
             user: upn,
-            methods: Methods { mobile: Some(Some(num)), ..Methods::default() },
+            methods: Methods {
+                mobile: Some(Some(num)),
+                ..Methods::default()
+            },
             policy: Policy::default(),
             sms_sign_in: None,
             default_method: None,
@@ -109,11 +149,21 @@ fn seed_and_requests(sim: &GraphSim, prefix: &str, n: usize, new_share: f64, off
 }
 
 fn client(sim: &GraphSim, limiter: LimiterConfig) -> Result<Arc<GraphClient>, String> {
-    let creds = Credentials::from_pem(TENANT, CLIENT_ID, &fixture("test-app.crt.pem")?, &fixture("test-app.key.pem")?)
-        .map_err(|e| e.to_string())?;
+    let creds = Credentials::from_pem(
+        TENANT,
+        CLIENT_ID,
+        &fixture("test-app.crt.pem")?,
+        &fixture("test-app.key.pem")?,
+    )
+    .map_err(|e| e.to_string())?;
     let settings = GraphSettings::single_host(&sim.base_url()).map_err(|e| e.to_string())?;
-    let opts = ClientOptions { limiter, ..ClientOptions::default() };
-    GraphClient::new(settings, creds, opts).map(Arc::new).map_err(|e| e.to_string())
+    let opts = ClientOptions {
+        limiter,
+        ..ClientOptions::default()
+    };
+    GraphClient::new(settings, creds, opts)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -153,11 +203,22 @@ async fn run() -> Result<(), String> {
             receive_count: 1,
         })
         .collect();
-    let engine = client(&sim, LimiterConfig { increase: a.increase, ..LimiterConfig::default() })?;
+    let engine = client(
+        &sim,
+        LimiterConfig {
+            increase: a.increase,
+            decrease: a.decrease,
+            slow_start: a.slow_start,
+            ..LimiterConfig::default()
+        },
+    )?;
     let worker = Worker::new(
         engine.clone(),
         Arc::new(MemoryDlq::new()),
-        WorkerConfig { concurrency: a.concurrency, max_receive_count: 5 },
+        WorkerConfig {
+            concurrency: a.concurrency,
+            max_receive_count: 5,
+        },
     );
     sim.reset_stats();
     let start = Instant::now();
@@ -165,12 +226,19 @@ async fn run() -> Result<(), String> {
     let finished = std::sync::atomic::AtomicBool::new(false);
     let sim_ref = &sim;
     let finished_ref = &finished;
+    let engine_ref = &engine;
     let sampler = async move {
-        let mut samples: Vec<(Duration, u64, u64)> = Vec::new();
+        let mut samples: Vec<(Duration, u64, u64, u64, f64)> = Vec::new();
         while !finished_ref.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let s = sim_ref.stats();
-            samples.push((start.elapsed(), s.ru_used, s.ru_in_window));
+            samples.push((
+                start.elapsed(),
+                s.ru_used,
+                s.ru_in_window,
+                s.throttled,
+                engine_ref.stats().concurrency_limit,
+            ));
         }
         samples
     };
@@ -183,23 +251,34 @@ async fn run() -> Result<(), String> {
     let elapsed = start.elapsed();
     let stats = sim.stats();
     let cstats = engine.stats();
-    let done = reports.iter().filter(|r| matches!(r.disposition, Disposition::Done(_))).count();
-    let created = reports.iter().filter(|r| r.disposition == Disposition::Done(Outcome::Created)).count();
-    let unchanged = reports.iter().filter(|r| r.disposition == Disposition::Done(Outcome::Unchanged)).count();
+    let done = reports
+        .iter()
+        .filter(|r| matches!(r.disposition, Disposition::Done(_)))
+        .count();
+    let created = reports
+        .iter()
+        .filter(|r| r.disposition == Disposition::Done(Outcome::Created))
+        .count();
+    let unchanged = reports
+        .iter()
+        .filter(|r| r.disposition == Disposition::Done(Outcome::Unchanged))
+        .count();
     let users_per_s = a.users as f64 / elapsed.as_secs_f64();
     let answered = stats.requests.max(1) as f64;
 
     // Steady state: from the end of the first window to the last sample, RU spent per second
     // against the budget's rate, and how full the sliding window was kept.
-    let steady: Vec<&(Duration, u64, u64)> = samples.iter().filter(|(t, _, _)| *t >= window).collect();
+    let steady: Vec<_> = samples.iter().filter(|x| x.0 >= window).collect();
     let steady_share = match (steady.first(), steady.last()) {
-        (Some(f), Some(l)) if l.0 > f.0 => Some(((l.1 - f.1) as f64 / (l.0 - f.0).as_secs_f64()) / budget_rate),
+        (Some(f), Some(l)) if l.0 > f.0 => {
+            Some(((l.1 - f.1) as f64 / (l.0 - f.0).as_secs_f64()) / budget_rate)
+        }
         _ => None,
     };
     let window_fill = if steady.is_empty() {
         None
     } else {
-        Some(steady.iter().map(|(_, _, w)| *w as f64).sum::<f64>() / steady.len() as f64 / f64::from(a.ru))
+        Some(steady.iter().map(|x| x.2 as f64).sum::<f64>() / steady.len() as f64 / f64::from(a.ru))
     };
     println!("\nengine: {} users in {:.2} s = {users_per_s:.0} users/s ({done} done: {created} created, {unchanged} unchanged)", a.users, elapsed.as_secs_f64());
     println!(
@@ -241,9 +320,33 @@ async fn run() -> Result<(), String> {
         _ => println!("  steady state: the run ended within the first window"),
     }
 
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        println!("  timeline (t s: RU/s, 429s, limit):");
+        let mut prev = (Duration::ZERO, 0u64, 0u64);
+        for x in samples.iter().step_by(5) {
+            let dt = (x.0 - prev.0).as_secs_f64().max(1e-9);
+            println!(
+                "    {:5.1}: {:5.0} RU/s {:4} x429 limit {:5.1}",
+                x.0.as_secs_f64(),
+                (x.1 - prev.1) as f64 / dt,
+                x.3 - prev.2,
+                x.4
+            );
+            prev = (x.0, x.1, x.3);
+        }
+    }
+
     // ---- the community-script way: one user at a time, calls in turn ----
     let sample = seed_and_requests(&sim, "b", a.baseline, a.new_share, a.users);
-    let sequential = client(&sim, LimiterConfig { initial: 1, min: 1, max: 1, ..LimiterConfig::default() })?;
+    let sequential = client(
+        &sim,
+        LimiterConfig {
+            initial: 1,
+            min: 1,
+            max: 1,
+            ..LimiterConfig::default()
+        },
+    )?;
     sim.reset_stats();
     // Let the RU window drain so the baseline is not throttled by the engine's run.
     tokio::time::sleep(window).await;
@@ -273,7 +376,10 @@ async fn run() -> Result<(), String> {
         extrapolated / 60.0,
         a.baseline
     );
-    println!("\nratio engine / baseline: {:.1}x", users_per_s / baseline_rate);
+    println!(
+        "\nratio engine / baseline: {:.1}x",
+        users_per_s / baseline_rate
+    );
     sim.shutdown().await;
     Ok(())
 }
