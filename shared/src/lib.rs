@@ -4,10 +4,15 @@
 //! (S3, SQS, Secrets Manager, Graph) is reached through small ports so the same engine runs in
 //! Lambda, on a laptop and in tests.
 
+pub mod apply;
 pub mod aws;
+pub mod config;
+pub mod graph;
 pub mod mask;
 pub mod message;
+pub mod plan;
 pub mod reason;
+pub mod worker;
 
 pub use message::{DlqEntry, Job, Methods, Policy, Request, MESSAGE_VERSION};
 pub use reason::{Outcome, Reason};

@@ -1,0 +1,438 @@
+//! Executes a [`Plan`] against Graph: one read (phone methods, plus email / sign-in preferences
+//! only when the request manages them), then only the needed writes, in order.
+
+use crate::graph::error::GraphError;
+use crate::graph::phone_methods::PhoneType;
+use crate::graph::GraphClient;
+use crate::message::Request;
+use crate::plan::{
+    plan, same_email, same_phone, summarise, Action, CurrentMethods, Decision, Plan, Rejection,
+    Subject,
+};
+use crate::reason::Outcome;
+
+/// What happened to one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserResult {
+    /// The outcome, or the rejection (reason + masked detail).
+    pub outcome: Result<Outcome, Rejection>,
+    /// Per-method decisions as finally carried out.
+    pub decisions: Vec<Decision>,
+    /// Labels of the writes Graph accepted, in order (numbers masked).
+    pub actions: Vec<String>,
+    /// Things worth telling (e.g. a new mobile whose SMS sign-in number is not unique).
+    pub notes: Vec<String>,
+    /// The failure may pass if tried later (429/5xx/network/token): the queue should retry.
+    pub transient: bool,
+}
+
+impl UserResult {
+    fn rejected(
+        rejection: Rejection,
+        decisions: Vec<Decision>,
+        actions: Vec<String>,
+        notes: Vec<String>,
+        transient: bool,
+    ) -> UserResult {
+        UserResult {
+            outcome: Err(rejection),
+            decisions,
+            actions,
+            notes,
+            transient,
+        }
+    }
+
+    fn from_error(
+        e: &GraphError,
+        decisions: Vec<Decision>,
+        actions: Vec<String>,
+        notes: Vec<String>,
+    ) -> UserResult {
+        let mut detail = e.to_string();
+        if !actions.is_empty() {
+            detail.push_str("; done before the failure: ");
+            detail.push_str(&actions.join(", "));
+        }
+        UserResult::rejected(
+            Rejection::new(e.reason(), detail),
+            decisions,
+            actions,
+            notes,
+            e.is_transient(),
+        )
+    }
+
+    /// Human detail: per-method decisions, notes, and the rejection's text.
+    pub fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Err(r) = &self.outcome {
+            parts.push(r.detail.clone());
+        }
+        let d = crate::plan::describe_decisions(&self.decisions);
+        if !d.is_empty() {
+            parts.push(d);
+        }
+        parts.extend(self.notes.iter().cloned());
+        parts.join("; ")
+    }
+}
+
+/// Reads what [`plan`] needs: phone methods always; email only if managed; the default method
+/// (beta `signInPreferences`) only if the request sets one.
+pub async fn read_current(
+    client: &GraphClient,
+    req: &Request,
+) -> Result<CurrentMethods, GraphError> {
+    let phones = client.list_phone_methods(&req.user).await?;
+    let emails = if req.methods.email.is_some() {
+        client.list_email_methods(&req.user).await?
+    } else {
+        Vec::new()
+    };
+    let default = if req.default_method.is_some() {
+        client
+            .get_sign_in_preferences(&req.user)
+            .await?
+            .user_preferred_method_for_secondary_authentication
+    } else {
+        None
+    };
+    Ok(CurrentMethods::from_graph(&phones, &emails, default))
+}
+
+/// Reads, plans and applies one request.
+pub async fn apply(client: &GraphClient, req: &Request) -> UserResult {
+    let current = match read_current(client, req).await {
+        Ok(c) => c,
+        Err(e) => return UserResult::from_error(&e, Vec::new(), Vec::new(), Vec::new()),
+    };
+    let p = plan(&current, req);
+    execute_plan(client, req, &current, &p).await
+}
+
+fn set_decision(decisions: &mut Vec<Decision>, subject: Subject, outcome: Outcome) {
+    match decisions.iter_mut().find(|d| d.subject == subject) {
+        Some(d) => d.outcome = outcome,
+        None => decisions.push(Decision { subject, outcome }),
+    }
+}
+
+fn is_ready(state: Option<&str>) -> bool {
+    state.is_some_and(|s| s.eq_ignore_ascii_case("ready"))
+}
+
+fn is_enabled(state: Option<&str>) -> bool {
+    state.is_some_and(|s| {
+        s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique")
+    })
+}
+
+struct Run<'a> {
+    client: &'a GraphClient,
+    req: &'a Request,
+    decisions: Vec<Decision>,
+    done: Vec<String>,
+    notes: Vec<String>,
+    /// `smsSignInState` of a mobile created in this run.
+    fresh_mobile_state: Option<Option<String>>,
+    email_id: String,
+}
+
+impl Run<'_> {
+    fn user(&self) -> &str {
+        &self.req.user
+    }
+
+    fn note_mobile_state(&mut self, state: Option<String>) {
+        if state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("phoneNumberNotUnique"))
+        {
+            self.notes.push(
+                "mobile created, but Graph reports smsSignInState phoneNumberNotUnique: another user uses this number for SMS sign-in, so SMS sign-in is not active for this user".into(),
+            );
+        }
+        self.fresh_mobile_state = Some(state);
+    }
+
+    async fn create_phone(
+        &mut self,
+        action: &Action,
+        kind: PhoneType,
+        number: &str,
+    ) -> Result<(), GraphError> {
+        match self
+            .client
+            .create_phone_method(self.user(), kind, number)
+            .await
+        {
+            Ok(m) => {
+                self.done.push(action.label());
+                if kind == PhoneType::Mobile {
+                    self.note_mobile_state(m.sms_sign_in_state);
+                }
+                Ok(())
+            }
+            Err(GraphError::MethodAlreadyExists { after_retry, .. }) => {
+                // A duplicate delivery (or our own retried POST) got there first: read again.
+                let phones = self.client.list_phone_methods(self.user()).await?;
+                let existing = phones.into_iter().find(|p| p.kind() == Some(kind));
+                let subject = Subject::from_phone(kind);
+                match existing {
+                    Some(p)
+                        if p.phone_number
+                            .as_deref()
+                            .is_some_and(|n| same_phone(n, number)) =>
+                    {
+                        if after_retry {
+                            // Our earlier attempt was applied before its answer was lost.
+                            self.done.push(action.label());
+                        } else {
+                            set_decision(&mut self.decisions, subject, Outcome::Unchanged);
+                        }
+                        if kind == PhoneType::Mobile {
+                            self.fresh_mobile_state = Some(p.sms_sign_in_state);
+                        }
+                        Ok(())
+                    }
+                    Some(_) if self.req.policy.forced_update => {
+                        self.client
+                            .update_phone_method(self.user(), kind, number)
+                            .await?;
+                        self.done.push(
+                            Action::UpdatePhone {
+                                kind,
+                                number: number.to_string(),
+                            }
+                            .label(),
+                        );
+                        set_decision(&mut self.decisions, subject, Outcome::Updated);
+                        Ok(())
+                    }
+                    Some(_) => {
+                        set_decision(&mut self.decisions, subject, Outcome::SkippedExists);
+                        Ok(())
+                    }
+                    None => Err(GraphError::Rejected {
+                        status: 400,
+                        code: "alreadyExists".into(),
+                        message: format!(
+                            "Graph says the {} method exists but does not list it",
+                            kind.as_str()
+                        ),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn step(&mut self, action: &Action) -> Result<(), GraphError> {
+        let user = self.req.user.clone();
+        let c = self.client;
+        match action {
+            Action::CreatePhone { kind, number } => self.create_phone(action, *kind, number).await,
+            Action::UpdatePhone { kind, number } => {
+                match c.update_phone_method(&user, *kind, number).await {
+                    Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(GraphError::MethodNotFound { .. }) => {
+                        // Deleted meanwhile: create it instead.
+                        let create = Action::CreatePhone {
+                            kind: *kind,
+                            number: number.clone(),
+                        };
+                        self.create_phone(&create, *kind, number).await?;
+                        set_decision(
+                            &mut self.decisions,
+                            Subject::from_phone(*kind),
+                            Outcome::Created,
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Action::DeletePhone { kind } => match c.delete_phone_method(&user, *kind).await {
+                Ok(()) => {
+                    self.done.push(action.label());
+                    Ok(())
+                }
+                Err(GraphError::MethodNotFound { after_retry, .. }) => {
+                    if after_retry {
+                        self.done.push(action.label());
+                    } else {
+                        set_decision(
+                            &mut self.decisions,
+                            Subject::from_phone(*kind),
+                            Outcome::Unchanged,
+                        );
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Action::CreateEmail { address } => match c.create_email_method(&user, address).await {
+                Ok(m) => {
+                    self.email_id = m.id;
+                    self.done.push(action.label());
+                    Ok(())
+                }
+                Err(GraphError::MethodAlreadyExists { after_retry, .. }) => {
+                    let emails = c.list_email_methods(&user).await?;
+                    match emails.into_iter().next() {
+                        Some(e)
+                            if e.email_address
+                                .as_deref()
+                                .is_some_and(|a| same_email(a, address)) =>
+                        {
+                            if after_retry {
+                                self.done.push(action.label());
+                            } else {
+                                set_decision(
+                                    &mut self.decisions,
+                                    Subject::Email,
+                                    Outcome::Unchanged,
+                                );
+                            }
+                            Ok(())
+                        }
+                        Some(e) if self.req.policy.forced_update => {
+                            c.update_email_method(&user, &e.id, address).await?;
+                            self.done.push(
+                                Action::UpdateEmail {
+                                    address: address.clone(),
+                                }
+                                .label(),
+                            );
+                            set_decision(&mut self.decisions, Subject::Email, Outcome::Updated);
+                            Ok(())
+                        }
+                        Some(_) => {
+                            set_decision(
+                                &mut self.decisions,
+                                Subject::Email,
+                                Outcome::SkippedExists,
+                            );
+                            Ok(())
+                        }
+                        None => Err(GraphError::Rejected {
+                            status: 400,
+                            code: "alreadyExists".into(),
+                            message: "Graph says the email method exists but does not list it"
+                                .into(),
+                        }),
+                    }
+                }
+                Err(e) => Err(e),
+            },
+            Action::UpdateEmail { address } => {
+                match c.update_email_method(&user, &self.email_id, address).await {
+                    Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(GraphError::MethodNotFound { .. }) => {
+                        let m = c.create_email_method(&user, address).await?;
+                        self.email_id = m.id;
+                        self.done.push(
+                            Action::CreateEmail {
+                                address: address.clone(),
+                            }
+                            .label(),
+                        );
+                        set_decision(&mut self.decisions, Subject::Email, Outcome::Created);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Action::DeleteEmail => match c.delete_email_method(&user, &self.email_id).await {
+                Ok(()) => {
+                    self.done.push(action.label());
+                    Ok(())
+                }
+                Err(GraphError::MethodNotFound { after_retry, .. }) => {
+                    if after_retry {
+                        self.done.push(action.label());
+                    } else {
+                        set_decision(&mut self.decisions, Subject::Email, Outcome::Unchanged);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Action::EnableSmsSignIn => {
+                if let Some(state) = &self.fresh_mobile_state {
+                    if is_ready(state.as_deref()) {
+                        // Policy enabled it when the mobile was created.
+                        set_decision(&mut self.decisions, Subject::SmsSignIn, Outcome::Unchanged);
+                        return Ok(());
+                    }
+                }
+                c.set_sms_sign_in(&user, true).await?;
+                self.done.push(action.label());
+                Ok(())
+            }
+            Action::DisableSmsSignIn => {
+                if let Some(state) = &self.fresh_mobile_state {
+                    if !is_enabled(state.as_deref()) {
+                        set_decision(&mut self.decisions, Subject::SmsSignIn, Outcome::Unchanged);
+                        return Ok(());
+                    }
+                }
+                c.set_sms_sign_in(&user, false).await?;
+                self.done.push(action.label());
+                Ok(())
+            }
+            Action::SetDefaultMethod { method } => {
+                c.set_default_method(&user, *method).await?;
+                self.done.push(action.label());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Carries out `p` (planned from `current`) for `req.user`. Graph's own refusals (the default
+/// method, a non-unique SMS sign-in number, ...) end the run with that reason; nothing loops.
+pub async fn execute_plan(
+    client: &GraphClient,
+    req: &Request,
+    current: &CurrentMethods,
+    p: &Plan,
+) -> UserResult {
+    if let Some(r) = &p.rejection {
+        return UserResult::rejected(
+            r.clone(),
+            p.decisions.clone(),
+            Vec::new(),
+            Vec::new(),
+            false,
+        );
+    }
+    let mut run = Run {
+        client,
+        req,
+        decisions: p.decisions.clone(),
+        done: Vec::new(),
+        notes: Vec::new(),
+        fresh_mobile_state: None,
+        email_id: current.email_id.clone().unwrap_or_default(),
+    };
+    for action in &p.actions {
+        if let Err(e) = run.step(action).await {
+            return UserResult::from_error(&e, run.decisions, run.done, run.notes);
+        }
+    }
+    UserResult {
+        outcome: Ok(summarise(&run.decisions)),
+        decisions: run.decisions,
+        actions: run.done,
+        notes: run.notes,
+        transient: false,
+    }
+}

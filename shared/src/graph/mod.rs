@@ -1,0 +1,21 @@
+//! Microsoft Graph: app credentials and tokens, the HTTP client with retries and adaptive
+//! throttling, and the authentication-method endpoints the product uses.
+
+pub mod auth;
+pub mod client;
+pub mod email_methods;
+pub mod error;
+pub mod limiter;
+pub mod phone_methods;
+pub mod retry;
+pub mod sign_in_preferences;
+
+pub use auth::{AccessToken, CertificateExpiry, Credentials, CredentialsError, TokenProvider};
+pub use client::{ClientOptions, ClientStats, GraphClient};
+pub use email_methods::{EmailMethod, EMAIL_METHOD_ID};
+pub use error::{GraphError, TokenError};
+pub use limiter::{AdaptiveLimiter, LimiterConfig};
+pub use phone_methods::{
+    PhoneMethod, PhoneType, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
+};
+pub use sign_in_preferences::SignInPreferences;
