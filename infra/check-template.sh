@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Static checks of the deployment: cfn-lint and checkov on template.yaml, shellcheck on infra/*.sh.
+# Needs cfn-lint and checkov on PATH (pip install cfn-lint checkov); shellcheck is used when present.
+# Exits non-zero when any check reports an error, a warning (cfn-lint) or a failed check (checkov).
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: infra/check-template.sh [TEMPLATE]
+
+Runs, from the repository root:
+  cfn-lint TEMPLATE                     (no errors and no warnings allowed)
+  checkov -f TEMPLATE --framework cloudformation --quiet --compact   (no failed check)
+  shellcheck infra/*.sh                 (only when shellcheck is on PATH)
+TEMPLATE defaults to template.yaml. Checks skipped on purpose are listed, with the reason, in the
+template's Metadata (checkov: skip:).
+USAGE
+}
+
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+template="${1:-template.yaml}"
+[[ -f "$template" ]] || { echo "error: template not found: $template" >&2; exit 2; }
+
+for tool in cfn-lint checkov; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "error: $tool is not on PATH (pip install cfn-lint checkov)" >&2
+    exit 2
+  }
+done
+
+failed=0
+
+echo "== cfn-lint $template"
+# cfn-lint exits non-zero on errors (2), warnings (4) and informational findings (8).
+if cfn-lint --format parseable -- "$template"; then
+  echo "cfn-lint: clean"
+else
+  echo "cfn-lint: FAILED" >&2
+  failed=1
+fi
+
+echo "== checkov $template"
+# --skip-download: use the checks shipped with checkov, without fetching guidelines online.
+# checkov exits 1 when a check fails; the summary line is printed either way.
+if checkov -f "$template" --framework cloudformation --quiet --compact --skip-download; then
+  echo "checkov: clean"
+else
+  echo "checkov: FAILED" >&2
+  failed=1
+fi
+
+if command -v shellcheck >/dev/null 2>&1; then
+  echo "== shellcheck infra/*.sh"
+  if shellcheck infra/*.sh; then
+    echo "shellcheck: clean"
+  else
+    echo "shellcheck: FAILED" >&2
+    failed=1
+  fi
+else
+  echo "== shellcheck not on PATH: infra/*.sh not checked"
+fi
+
+if [[ $failed -ne 0 ]]; then
+  echo "template checks FAILED" >&2
+  exit 1
+fi
+echo "template checks passed"
