@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Static checks of the deployment: cfn-lint and checkov on template.yaml, shellcheck on infra/*.sh.
-# Needs cfn-lint and checkov on PATH (pip install cfn-lint checkov); shellcheck is used when present.
+# Static checks of the deployment: cfn-lint and checkov on template.yaml, shellcheck on the shell
+# scripts. cfn-lint and checkov come from the test virtualenv that scripts/test.sh creates (the
+# versions pinned in tests/requirements.txt), else from PATH; shellcheck is used when present.
 # Exits non-zero when any check reports an error, a warning (cfn-lint) or a failed check (checkov).
 set -euo pipefail
 
@@ -11,9 +12,15 @@ Usage: infra/check-template.sh [TEMPLATE]
 Runs, from the repository root:
   cfn-lint TEMPLATE                     (no errors and no warnings allowed)
   checkov -f TEMPLATE --framework cloudformation --quiet --compact   (no failed check)
-  shellcheck infra/*.sh                 (only when shellcheck is on PATH)
+  shellcheck infra/*.sh scripts/*.sh    (only when shellcheck is on PATH)
 TEMPLATE defaults to template.yaml. Checks skipped on purpose are listed, with the reason, in the
 template's Metadata (checkov: skip:).
+
+cfn-lint and checkov are taken from the virtualenv $MFA_PRELOAD_VENV (default
+$MFA_PRELOAD_CACHE/venv, i.e. ~/.cache/mfa-preload/venv) when it has them, else from PATH.
+Create the virtualenv with scripts/test.sh, or by hand:
+  python3 -m venv ~/.cache/mfa-preload/venv
+  ~/.cache/mfa-preload/venv/bin/pip install -r tests/requirements.txt
 USAGE
 }
 
@@ -26,9 +33,17 @@ cd "$root"
 template="${1:-template.yaml}"
 [[ -f "$template" ]] || { echo "error: template not found: $template" >&2; exit 2; }
 
+# The same virtualenv as scripts/test.sh.
+cache=${MFA_PRELOAD_CACHE:-"$HOME/.cache/mfa-preload"}
+venv=${MFA_PRELOAD_VENV:-"$cache/venv"}
+if [[ -x "$venv/bin/cfn-lint" && -x "$venv/bin/checkov" ]]; then
+  PATH="$venv/bin:$PATH"
+  echo "== tools from $venv"
+fi
 for tool in cfn-lint checkov; do
   command -v "$tool" >/dev/null 2>&1 || {
-    echo "error: $tool is not on PATH (pip install cfn-lint checkov)" >&2
+    echo "error: $tool not found in $venv/bin nor on PATH; run scripts/test.sh once, or:" >&2
+    echo "  python3 -m venv $venv && $venv/bin/pip install -r tests/requirements.txt" >&2
     exit 2
   }
 done
@@ -55,15 +70,15 @@ else
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then
-  echo "== shellcheck infra/*.sh"
-  if shellcheck infra/*.sh; then
+  echo "== shellcheck infra/*.sh scripts/*.sh"
+  if shellcheck infra/*.sh scripts/*.sh; then
     echo "shellcheck: clean"
   else
     echo "shellcheck: FAILED" >&2
     failed=1
   fi
 else
-  echo "== shellcheck not on PATH: infra/*.sh not checked"
+  echo "== shellcheck not on PATH: shell scripts not checked"
 fi
 
 if [[ $failed -ne 0 ]]; then
