@@ -19,6 +19,10 @@ pub enum ConfigError {
     },
     #[error("{var} is '{value}': expected a positive whole number")]
     InvalidNumber { var: &'static str, value: String },
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{var}: {why}")]
+    Invalid { var: &'static str, why: String },
 }
 
 /// The national cloud whose Graph and login endpoints are used (`GRAPH_CLOUD`).

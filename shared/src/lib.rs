@@ -7,11 +7,19 @@
 pub mod apply;
 pub mod aws;
 pub mod config;
+pub mod csv;
+pub mod dedupe;
+pub mod email;
 pub mod graph;
+pub mod ingest;
+pub mod logging;
 pub mod mask;
 pub mod message;
+pub mod phone;
 pub mod plan;
 pub mod reason;
+pub mod user;
+pub mod validate;
 pub mod worker;
 
 pub use message::{DlqEntry, Job, Methods, Policy, Request, MESSAGE_VERSION};

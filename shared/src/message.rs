@@ -81,7 +81,8 @@ impl DefaultMethod {
             DefaultMethod::Push,
             DefaultMethod::Oath,
         ];
-        all.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+        all.into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -100,13 +101,29 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Methods {
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mobile: Desired,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub alternate_mobile: Desired,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub office: Desired,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub email: Desired,
 }
 
@@ -196,9 +213,16 @@ mod tests {
 
     #[test]
     fn s3_job_round_trips() {
-        let j = Job::S3 { bucket: "b".into(), key: "incoming/x.csv".into(), etag: "\"e\"".into() };
+        let j = Job::S3 {
+            bucket: "b".into(),
+            key: "incoming/x.csv".into(),
+            etag: "\"e\"".into(),
+        };
         let v = serde_json::to_value(&j).unwrap();
         assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j);
-        assert_eq!(DefaultMethod::parse("VOICEmobile"), Some(DefaultMethod::VoiceMobile));
+        assert_eq!(
+            DefaultMethod::parse("VOICEmobile"),
+            Some(DefaultMethod::VoiceMobile)
+        );
     }
 }

@@ -43,7 +43,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// Path of a file in the repository (tests run with the package dir as cwd).
 pub fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 /// Real queues: a work queue whose redrive policy sends to a DLQ after `max_receive` receives.
@@ -53,7 +55,12 @@ pub struct Queues {
     pub dlq_arn: String,
 }
 
-pub async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str, max_receive: u32, visibility_s: u32) -> Queues {
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive: u32,
+    visibility_s: u32,
+) -> Queues {
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{name}-dlq"))
@@ -77,13 +84,20 @@ pub async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str, max_receive: u
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .attributes(QueueAttributeName::VisibilityTimeout, visibility_s.to_string())
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_s.to_string(),
+        )
         .send()
         .await
         .expect("create queue")
         .queue_url
         .expect("queue url");
-    Queues { queue_url, dlq_url, dlq_arn }
+    Queues {
+        queue_url,
+        dlq_url,
+        dlq_arn,
+    }
 }
 
 /// One received message: body plus string message attributes.
@@ -121,7 +135,10 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Received> 
                 .into_iter()
                 .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
                 .collect();
-            out.push(Received { body: m.body.unwrap_or_default(), attributes });
+            out.push(Received {
+                body: m.body.unwrap_or_default(),
+                attributes,
+            });
             if let Some(h) = m.receipt_handle {
                 entries.push(
                     aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
@@ -144,11 +161,19 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Received> 
 
 /// Creates a bucket and returns an S3 client in path-style mode (moto).
 pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) {
-    s3.create_bucket().bucket(name).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("create bucket");
 }
 
 pub fn s3_client(cfg: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(cfg).force_path_style(true).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// Builds a real S3 ObjectCreated event (as S3 sends it) for one key; the key is URL-encoded the
@@ -159,7 +184,9 @@ pub fn s3_put_event(bucket: &str, key: &str, size: u64, etag: &str) -> serde_jso
         .map(|part| {
             part.bytes()
                 .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                        (b as char).to_string()
+                    }
                     _ => format!("%{b:02X}"),
                 })
                 .collect::<String>()

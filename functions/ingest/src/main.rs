@@ -1,1 +1,34 @@
-fn main() {}
+//! The ingest Lambda function: S3 `ObjectCreated` events and continuation messages in, requests on
+//! the work queue and rejects on the DLQ out. All the work is in `mfa_preload_core::ingest`.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use mfa_preload_core::aws::clients::{load_sdk_config, s3_client};
+use mfa_preload_core::aws::s3::ObjectStore;
+use mfa_preload_core::ingest::{deadline_from_epoch_ms, Ingest, IngestConfig};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    mfa_preload_core::logging::init_lambda();
+    let config = IngestConfig::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "ingest configuration is incomplete"))?;
+    // Clients are built once and reused by every invocation of this instance.
+    let sdk = load_sdk_config().await;
+    let ingest = Arc::new(Ingest::new(
+        ObjectStore::new(s3_client(&sdk)),
+        aws_sdk_sqs::Client::new(&sdk),
+        config,
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let ingest = ingest.clone();
+        async move {
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            ingest
+                .handle_lambda_event(event.payload, deadline)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}

@@ -11,7 +11,11 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// virtual-hosted bucket names do not resolve on a loopback address.
 pub fn s3_client(cfg: &SdkConfig) -> aws_sdk_s3::Client {
     let custom = cfg.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(cfg).force_path_style(custom).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(custom)
+            .build(),
+    )
 }
 
 pub fn sqs_client(cfg: &SdkConfig) -> aws_sdk_sqs::Client {

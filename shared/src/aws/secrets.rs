@@ -11,10 +11,20 @@ pub enum SecretError {
 }
 
 /// Fetches the secret string of `secret_id` (name or ARN). The value is never logged.
-pub async fn get_secret_string(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String, SecretError> {
-    let out = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| SecretError::Read {
+pub async fn get_secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            id: secret_id.to_string(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    out.secret_string.ok_or_else(|| SecretError::NotString {
         id: secret_id.to_string(),
-        message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-    })?;
-    out.secret_string.ok_or_else(|| SecretError::NotString { id: secret_id.to_string() })
+    })
 }

@@ -20,7 +20,11 @@ pub enum SqsError {
     #[error("SQS rejected a message as invalid ({code}): {message}")]
     Rejected { code: String, message: String },
     #[error("SQS SendMessageBatch to {queue} still failing after {attempts} attempts: {message}")]
-    Exhausted { queue: String, attempts: u32, message: String },
+    Exhausted {
+        queue: String,
+        attempts: u32,
+        message: String,
+    },
     #[error("a send task failed: {0}")]
     Task(String),
 }
@@ -34,8 +38,13 @@ pub struct OutMessage {
 }
 
 impl OutMessage {
-    fn size(&self) -> usize {
-        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len() + 16).sum::<usize>()
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 16)
+                .sum::<usize>()
     }
 
     /// A DLQ message: the entry as JSON body, `reason`, `detail`, `stage` (and `row`) as attributes.
@@ -69,7 +78,12 @@ pub struct SqsSender {
 impl SqsSender {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         let q: String = queue_url.into();
-        Self { client, queue_url: q.into(), max_attempts: 8, base_delay: Duration::from_millis(100) }
+        Self {
+            client,
+            queue_url: q.into(),
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+        }
     }
 
     pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration) -> Self {
@@ -84,17 +98,31 @@ impl SqsSender {
 
     /// Sends up to 10 messages. Entries that fail for a transient reason are retried with
     /// exponential backoff; an entry SQS rejects as the sender's fault is an error at once.
-    pub async fn send_batch(&self, mut pending: Vec<OutMessage>) -> Result<usize, SqsError> {
+    pub async fn send_batch(&self, pending: Vec<OutMessage>) -> Result<usize, SqsError> {
         let total = pending.len();
+        let (_, result) = self.send_batch_tracked(pending).await;
+        result.map(|()| total)
+    }
+
+    /// Like [`SqsSender::send_batch`], but also says which entries (indices into `messages`) are
+    /// confirmed in the queue, also when the call as a whole fails: a caller that must not send a
+    /// message twice records those before it gives up.
+    pub async fn send_batch_tracked(
+        &self,
+        messages: Vec<OutMessage>,
+    ) -> (Vec<usize>, Result<(), SqsError>) {
+        let mut sent = Vec::with_capacity(messages.len());
+        let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut attempt = 0u32;
         let mut last_error = String::new();
         while !pending.is_empty() {
             if attempt >= self.max_attempts {
-                return Err(SqsError::Exhausted {
+                let err = SqsError::Exhausted {
                     queue: self.queue_url.to_string(),
                     attempts: attempt,
                     message: last_error,
-                });
+                };
+                return (sent, Err(err));
             }
             if attempt > 0 {
                 let backoff = self.base_delay.saturating_mul(1 << attempt.min(6));
@@ -102,24 +130,27 @@ impl SqsSender {
                 tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
             }
             attempt += 1;
-            let entries: Vec<SendMessageBatchRequestEntry> = pending
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let mut b = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&m.body);
-                    for (k, v) in &m.attributes {
-                        b = b.message_attributes(
-                            k,
-                            MessageAttributeValue::builder()
-                                .data_type("String")
-                                .string_value(v)
-                                .build()
-                                .map_err(|e| SqsError::Task(e.to_string()))?,
-                        );
+            let mut entries = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let m = &messages[i];
+                let mut b = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body);
+                for (k, v) in &m.attributes {
+                    match MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(v)
+                        .build()
+                    {
+                        Ok(attr) => b = b.message_attributes(k, attr),
+                        Err(e) => return (sent, Err(SqsError::Task(e.to_string()))),
                     }
-                    b.build().map_err(|e| SqsError::Task(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?;
+                }
+                match b.build() {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => return (sent, Err(SqsError::Task(e.to_string()))),
+                }
+            }
             match self
                 .client
                 .send_message_batch()
@@ -129,14 +160,23 @@ impl SqsSender {
                 .await
             {
                 Ok(out) => {
+                    for ok in &out.successful {
+                        if let Ok(i) = ok.id.parse::<usize>() {
+                            sent.push(i);
+                        }
+                    }
                     let mut retry = Vec::new();
                     for f in out.failed {
                         if f.sender_fault {
-                            return Err(SqsError::Rejected { code: f.code, message: f.message.unwrap_or_default() });
+                            let err = SqsError::Rejected {
+                                code: f.code,
+                                message: f.message.unwrap_or_default(),
+                            };
+                            return (sent, Err(err));
                         }
                         last_error = format!("{}: {}", f.code, f.message.unwrap_or_default());
-                        if let Some(m) = f.id.parse::<usize>().ok().and_then(|i| pending.get(i)) {
-                            retry.push(m.clone());
+                        if let Ok(i) = f.id.parse::<usize>() {
+                            retry.push(i);
                         }
                     }
                     pending = retry;
@@ -147,7 +187,7 @@ impl SqsSender {
                 }
             }
         }
-        Ok(total)
+        (sent, Ok(()))
     }
 }
 
@@ -198,7 +238,8 @@ impl BatchPipeline {
         let batch = std::mem::take(&mut self.buffer);
         self.buffer_bytes = 0;
         let sender = self.sender.clone();
-        self.in_flight.spawn(async move { sender.send_batch(batch).await });
+        self.in_flight
+            .spawn(async move { sender.send_batch(batch).await });
         Ok(())
     }
 

@@ -1,0 +1,841 @@
+//! The ingest as Lambda runs it: S3 `ObjectCreated` events start a file, continuation messages on
+//! the (FIFO) control queue carry it on past one invocation's deadline, checkpoints in the bucket
+//! make every row enqueued or rejected exactly once, and the report says how it went.
+
+use super::engine::{
+    Advance, ByteStream, Engine, EngineError, Processor, Replay, Source, SourceError, StartError,
+};
+use super::sqs_sink::SqsSink;
+use super::state::{
+    now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
+    CHECKPOINTS_PREFIX, REPORTS_PREFIX,
+};
+use crate::aws::s3::{ObjectStore, S3Error};
+use crate::aws::sqs::SqsSender;
+use crate::config::ConfigError;
+use crate::csv::ColumnMapping;
+use crate::dedupe::{Bloom, Dedupe};
+use crate::message::Job;
+use crate::validate::Settings;
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+/// Settings of the ingest function (environment, SPEC section 4 plus the ingest's own).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub queue_url: String,
+    pub dlq_url: String,
+    /// FIFO queue for continuation messages.
+    pub control_queue_url: String,
+    pub settings: Settings,
+    pub mapping: ColumnMapping,
+    /// Cap on the seconds one invocation works on a file (`INGEST_TIME_BUDGET_SECONDS`); the
+    /// Lambda deadline always applies.
+    pub time_budget: Option<Duration>,
+    /// Time kept before the deadline to flush, write the snapshot and hand over.
+    pub safety_margin: Duration,
+    /// Rows between progress records.
+    pub progress_rows: u64,
+    /// `SendMessageBatch` calls in flight.
+    pub max_in_flight: usize,
+}
+
+impl IngestConfig {
+    pub fn from_lookup<F>(lookup: F) -> Result<IngestConfig, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let invalid = |name: &'static str, why: String| ConfigError::Invalid { var: name, why };
+        let default_country = match lookup("DEFAULT_COUNTRY").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(c) => Some(
+                crate::phone::parse_country(&c)
+                    .map_err(|e| invalid("DEFAULT_COUNTRY", e.to_string()))?,
+            ),
+        };
+        let mapping = match lookup("COLUMN_MAPPING").filter(|v| !v.trim().is_empty()) {
+            None => ColumnMapping::default(),
+            Some(m) => ColumnMapping::from_env_value(&m)
+                .map_err(|e| invalid("COLUMN_MAPPING", e.to_string()))?,
+        };
+        let seconds = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| Some(Duration::from_secs_f64(s)))
+                    .ok_or_else(|| {
+                        invalid(name, format!("{v:?} is not a positive number of seconds"))
+                    }),
+            }
+        };
+        Ok(IngestConfig {
+            queue_url: required("QUEUE_URL")?,
+            dlq_url: required("DLQ_URL")?,
+            control_queue_url: required("CONTROL_QUEUE_URL")?,
+            settings: Settings { default_country },
+            mapping,
+            time_budget: seconds("INGEST_TIME_BUDGET_SECONDS")?,
+            safety_margin: seconds("INGEST_SAFETY_MARGIN_SECONDS")?
+                .unwrap_or(Duration::from_secs(60)),
+            progress_rows: 5_000,
+            max_in_flight: 8,
+        })
+    }
+
+    pub fn from_env() -> Result<IngestConfig, ConfigError> {
+        IngestConfig::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    S3(#[from] S3Error),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("sending the continuation message failed: {0}")]
+    Control(String),
+    #[error("checkpoint {key} is unusable: {why}")]
+    Checkpoint { key: String, why: String },
+    #[error("unusable event: {0}")]
+    Malformed(String),
+    #[error("the S3 event record has no {0}")]
+    Event(&'static str),
+}
+
+/// Opens the object being ingested (a port, so tests can put faults in the stream).
+pub trait SourceFactory: Send + Sync {
+    type S: Source;
+    fn source(&self, file: &FileRef) -> Self::S;
+}
+
+/// The object in S3, read with `If-Match` on the ETag being ingested.
+#[derive(Clone)]
+pub struct S3Source {
+    store: ObjectStore,
+    file: FileRef,
+}
+
+impl Source for S3Source {
+    async fn open_at(&self, offset: u64) -> Result<ByteStream, SourceError> {
+        match self
+            .store
+            .open(
+                &self.file.bucket,
+                &self.file.key,
+                offset,
+                Some(&self.file.etag),
+            )
+            .await
+        {
+            Ok(o) => Ok(o.body),
+            Err(S3Error::Changed { .. }) => {
+                let now = self
+                    .store
+                    .etag(&self.file.bucket, &self.file.key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "?".into());
+                Err(SourceError::Changed(now))
+            }
+            Err(S3Error::NotFound { .. }) => Err(SourceError::NotFound),
+            Err(e) => Err(SourceError::Other(e.to_string())),
+        }
+    }
+}
+
+/// [`S3Source`] for every file.
+#[derive(Clone)]
+pub struct S3Sources(pub ObjectStore);
+
+impl SourceFactory for S3Sources {
+    type S = S3Source;
+    fn source(&self, file: &FileRef) -> S3Source {
+        S3Source {
+            store: self.0.clone(),
+            file: file.clone(),
+        }
+    }
+}
+
+/// What one invocation did with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Not an input (a report or checkpoint object).
+    Ignored,
+    /// Already ingested or being ingested by another invocation.
+    AlreadyHandled,
+    /// Handed over to continuation `seq`.
+    Continued { seq: u32 },
+    /// Finished with this status.
+    Finished(Status),
+}
+
+/// The ingest engine wired to S3 and SQS.
+pub struct Ingest<F: SourceFactory = S3Sources> {
+    store: ObjectStore,
+    sqs: aws_sdk_sqs::Client,
+    sources: F,
+    config: IngestConfig,
+    owner: String,
+}
+
+/// Keys in S3 events are URL-encoded with `+` for space.
+pub fn decode_event_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Ingest<S3Sources> {
+    pub fn new(
+        store: ObjectStore,
+        sqs: aws_sdk_sqs::Client,
+        config: IngestConfig,
+    ) -> Ingest<S3Sources> {
+        Ingest::with_sources(store.clone(), sqs, S3Sources(store), config)
+    }
+}
+
+impl<F: SourceFactory> Ingest<F> {
+    pub fn with_sources(
+        store: ObjectStore,
+        sqs: aws_sdk_sqs::Client,
+        sources: F,
+        config: IngestConfig,
+    ) -> Ingest<F> {
+        Ingest {
+            store,
+            sqs,
+            sources,
+            config,
+            owner: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Every record of an S3 event. An error (after the other records were tried) makes Lambda
+    /// retry the event; records already done are then recognised and skipped.
+    pub async fn handle_s3_event(
+        &self,
+        event: &S3Event,
+        deadline: Instant,
+    ) -> Result<Vec<FileOutcome>, IngestError> {
+        let mut outcomes = Vec::new();
+        let mut first_error = None;
+        for record in &event.records {
+            let result = async {
+                let bucket = record
+                    .s3
+                    .bucket
+                    .name
+                    .as_deref()
+                    .ok_or(IngestError::Event("bucket name"))?;
+                let raw_key = record
+                    .s3
+                    .object
+                    .key
+                    .as_deref()
+                    .ok_or(IngestError::Event("object key"))?;
+                let key = decode_event_key(raw_key);
+                if key.starts_with(REPORTS_PREFIX) || key.starts_with(CHECKPOINTS_PREFIX) {
+                    tracing::info!(%bucket, %key, "not an input file: ignored");
+                    return Ok(FileOutcome::Ignored);
+                }
+                let etag = match record.s3.object.e_tag.as_deref().filter(|e| !e.is_empty()) {
+                    Some(e) => e.to_string(),
+                    None => self
+                        .store
+                        .etag(bucket, &key)
+                        .await?
+                        .ok_or(IngestError::Event("eTag and the object is gone"))?,
+                };
+                let upload = record.s3.object.version_id.as_deref().or(record
+                    .s3
+                    .object
+                    .sequencer
+                    .as_deref());
+                let file = FileRef::new(bucket, &key, &etag, upload);
+                self.start_file(&file, deadline).await
+            }
+            .await;
+            match result {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    tracing::error!(error = %e, "ingest of an S3 event record failed; the event will be retried");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcomes),
+        }
+    }
+
+    /// A Lambda event, as the function receives it: an S3 event (files uploaded) or an SQS event
+    /// from the control queue (continuations). For SQS the answer is an `SqsBatchResponse` naming
+    /// the continuations to retry; for S3 a summary (an `Err` makes Lambda retry the event).
+    pub async fn handle_lambda_event(
+        &self,
+        event: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<serde_json::Value, IngestError> {
+        let source = event
+            .get("Records")
+            .and_then(|r| r.get(0))
+            .and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource")))
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if source == "aws:sqs" {
+            let sqs: SqsEvent =
+                serde_json::from_value(event).map_err(|e| IngestError::Malformed(e.to_string()))?;
+            let mut failures = Vec::new();
+            for m in &sqs.records {
+                let id = m.message_id.clone().unwrap_or_default();
+                let Some(body) = m.body.as_deref() else {
+                    tracing::error!(message_id = %id, "control message without a body: dropped");
+                    continue;
+                };
+                match self.handle_continuation(body, deadline).await {
+                    Ok(outcome) => {
+                        tracing::info!(message_id = %id, ?outcome, "continuation handled")
+                    }
+                    Err(IngestError::Malformed(why)) => {
+                        tracing::error!(message_id = %id, %why, "not a continuation message: dropped")
+                    }
+                    Err(e) => {
+                        tracing::error!(message_id = %id, error = %e, "continuation failed; SQS will redeliver it");
+                        let mut f = BatchItemFailure::default();
+                        f.item_identifier = id;
+                        failures.push(f);
+                    }
+                }
+            }
+            let mut response = SqsBatchResponse::default();
+            response.batch_item_failures = failures;
+            return serde_json::to_value(response)
+                .map_err(|e| IngestError::Malformed(e.to_string()));
+        }
+        if source == "aws:s3" {
+            let s3: S3Event =
+                serde_json::from_value(event).map_err(|e| IngestError::Malformed(e.to_string()))?;
+            let outcomes = self.handle_s3_event(&s3, deadline).await?;
+            return Ok(
+                serde_json::json!({ "files": outcomes.iter().map(|o| format!("{o:?}")).collect::<Vec<_>>() }),
+            );
+        }
+        Err(IngestError::Malformed(format!(
+            "expected an S3 or SQS event, got event source {source:?}"
+        )))
+    }
+
+    /// A continuation message from the control queue.
+    pub async fn handle_continuation(
+        &self,
+        body: &str,
+        deadline: Instant,
+    ) -> Result<FileOutcome, IngestError> {
+        let msg: Continuation = serde_json::from_str(body)
+            .map_err(|e| IngestError::Malformed(format!("continuation message: {e}")))?;
+        let file = msg.file;
+        if self.finished(&file).await? {
+            return Ok(FileOutcome::AlreadyHandled);
+        }
+        if self
+            .store
+            .exists(&file.bucket, &file.snapshot_key(msg.seq + 1))
+            .await?
+        {
+            self.ensure_handed_over(&file, msg.seq + 1).await?;
+            return Ok(FileOutcome::AlreadyHandled);
+        }
+        self.run(&file, msg.seq, deadline).await
+    }
+
+    async fn finished(&self, file: &FileRef) -> Result<bool, IngestError> {
+        let report: Option<Report> = self
+            .store
+            .get_json(&file.bucket, &file.report_key())
+            .await
+            .unwrap_or(None);
+        Ok(report.is_some_and(|r| r.run == file.run && r.status != Status::Running))
+    }
+
+    async fn start_file(
+        &self,
+        file: &FileRef,
+        deadline: Instant,
+    ) -> Result<FileOutcome, IngestError> {
+        if self.finished(file).await? {
+            tracing::info!(key = %file.key, run = %file.run, "already ingested: duplicate event ignored");
+            return Ok(FileOutcome::AlreadyHandled);
+        }
+        // Claim the file; a claim left by a crashed invocation is taken over once it expires.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let claim = Claim {
+            owner: self.owner.clone(),
+            expires_ms: now_ms() + remaining.as_millis() as u64 + 5_000,
+        };
+        let body = serde_json::to_vec(&claim).map_err(EngineError::from)?;
+        let claim_key = file.claim_key();
+        if !self
+            .store
+            .put_conditional(&file.bucket, &claim_key, body.clone(), None)
+            .await?
+        {
+            let Some((old, etag)) = self.store.get_with_etag(&file.bucket, &claim_key).await?
+            else {
+                return Ok(FileOutcome::AlreadyHandled);
+            };
+            let old: Option<Claim> = serde_json::from_slice(&old).ok();
+            let expired = old.is_none_or(|c| c.expires_ms < now_ms());
+            if !expired
+                || !self
+                    .store
+                    .put_conditional(&file.bucket, &claim_key, body, Some(&etag))
+                    .await?
+            {
+                tracing::info!(key = %file.key, run = %file.run, "another invocation is ingesting this file");
+                return Ok(FileOutcome::AlreadyHandled);
+            }
+            tracing::warn!(key = %file.key, run = %file.run, "taking over the ingest of a file from an invocation that did not finish");
+        }
+        if self
+            .store
+            .exists(&file.bucket, &file.snapshot_key(1))
+            .await?
+        {
+            self.ensure_handed_over(file, 1).await?;
+            return Ok(FileOutcome::AlreadyHandled);
+        }
+        self.run(file, 0, deadline).await
+    }
+
+    /// Invocation `seq` has a snapshot: make sure its continuation message exists, unless someone
+    /// already ran it.
+    async fn ensure_handed_over(&self, file: &FileRef, seq: u32) -> Result<(), IngestError> {
+        let started = self
+            .store
+            .exists(&file.bucket, &file.progress_key(seq))
+            .await?
+            || self
+                .store
+                .exists(&file.bucket, &file.snapshot_key(seq + 1))
+                .await?;
+        if !started {
+            self.send_continuation(file, seq).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_continuation(&self, file: &FileRef, seq: u32) -> Result<(), IngestError> {
+        let body = serde_json::to_string(&Continuation {
+            v: 1,
+            file: file.clone(),
+            seq,
+        })
+        .map_err(EngineError::from)?;
+        let mut req = self
+            .sqs
+            .send_message()
+            .queue_url(&self.config.control_queue_url)
+            .message_body(body);
+        if self.config.control_queue_url.ends_with(".fifo") {
+            req = req
+                .message_group_id(file.group_id())
+                .message_deduplication_id(file.dedupe_id(seq));
+        }
+        req.send().await.map_err(|e| {
+            IngestError::Control(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+        })?;
+        Ok(())
+    }
+
+    fn sink(&self) -> SqsSink {
+        SqsSink::new(
+            SqsSender::new(self.sqs.clone(), self.config.queue_url.clone()),
+            SqsSender::new(self.sqs.clone(), self.config.dlq_url.clone()),
+            self.config.max_in_flight,
+        )
+    }
+
+    async fn load_progress(
+        &self,
+        file: &FileRef,
+        seq: u32,
+    ) -> Result<Option<Progress>, IngestError> {
+        let key = file.progress_key(seq);
+        match self.store.get_bytes(&file.bucket, &key).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| IngestError::Checkpoint {
+                    key,
+                    why: e.to_string(),
+                }),
+        }
+    }
+
+    /// Runs invocation `seq` of a file until it finishes or has to hand over.
+    async fn run(
+        &self,
+        file: &FileRef,
+        seq: u32,
+        deadline: Instant,
+    ) -> Result<FileOutcome, IngestError> {
+        let began = Instant::now();
+        let job = Job::S3 {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+            etag: file.etag.clone(),
+        };
+        let progress = self.load_progress(file, seq).await?;
+        let replay = match &progress {
+            Some(p) => Replay {
+                until: p.flushed,
+                sent: p.sent_beyond.iter().copied().collect::<HashSet<_>>(),
+            },
+            None => Replay::default(),
+        };
+        let retry_attempts = progress.as_ref().map_or(0, |p| p.attempts);
+        let source = self.sources.source(file);
+        let (mut engine, started_at, invocations_before) = if seq == 0 {
+            let size = self
+                .store
+                .client()
+                .head_object()
+                .bucket(&file.bucket)
+                .key(&file.key)
+                .send()
+                .await
+                .ok()
+                .and_then(|h| h.content_length())
+                .unwrap_or(0);
+            let bloom = Bloom::for_object_size(size.max(0) as u64);
+            match Engine::start(
+                source,
+                self.sink(),
+                &self.config.mapping,
+                self.config.settings.clone(),
+                job,
+                bloom,
+            )
+            .await
+            {
+                Ok(e) => (e.with_replay(replay), now_rfc3339(), retry_attempts),
+                Err(StartError::Header(h)) => {
+                    tracing::warn!(key = %file.key, error = %h, "the file's header is unusable: nothing enqueued");
+                    let mut report =
+                        Report::new(file, Status::Rejected, &Default::default(), &now_rfc3339());
+                    report.error = Some(h.to_string());
+                    self.store
+                        .put_json(&file.bucket, &file.report_key(), &report)
+                        .await?;
+                    self.cleanup(file, 0).await;
+                    return Ok(FileOutcome::Finished(Status::Rejected));
+                }
+                Err(StartError::Source(SourceError::Changed(now))) => {
+                    return self.superseded(file, &now, None).await
+                }
+                Err(StartError::Source(e)) => {
+                    return Err(IngestError::Engine(EngineError::Source(e)))
+                }
+            }
+        } else {
+            let key = file.snapshot_key(seq);
+            let bytes = self
+                .store
+                .get_bytes(&file.bucket, &key)
+                .await?
+                .ok_or_else(|| IngestError::Checkpoint {
+                    key: key.clone(),
+                    why: "missing".into(),
+                })?;
+            let (snap, bloom) =
+                Snapshot::decode(&bytes).map_err(|why| IngestError::Checkpoint {
+                    key: key.clone(),
+                    why,
+                })?;
+            let dedupe =
+                Dedupe::restore(&snap.dedupe, bloom).ok_or_else(|| IngestError::Checkpoint {
+                    key: key.clone(),
+                    why: "duplicate filter does not match its description".into(),
+                })?;
+            let proc = Processor::new(
+                snap.layout,
+                self.config.settings.clone(),
+                job,
+                snap.counts,
+                dedupe,
+            );
+            let engine = Engine::resume(
+                source,
+                self.sink(),
+                proc,
+                snap.cursor,
+                snap.data_start_row,
+                replay,
+            );
+            (engine, snap.started_at, snap.attempts + retry_attempts)
+        };
+        let invocations = invocations_before + 1;
+        let stop_at = {
+            let by_deadline = deadline
+                .checked_sub(self.config.safety_margin)
+                .unwrap_or(began);
+            match self.config.time_budget {
+                Some(b) => by_deadline.min(began + b),
+                None => by_deadline,
+            }
+        };
+        tracing::info!(key = %file.key, run = %file.run, seq, offset = engine.cursor().offset, row = engine.cursor().next_row, "ingest invocation starts");
+        // The first step ignores the stop time, so every invocation moves the file on.
+        let mut first = true;
+        loop {
+            let step = engine
+                .advance(
+                    self.config.progress_rows,
+                    if first { None } else { Some(stop_at) },
+                )
+                .await;
+            first = false;
+            let step = match step {
+                Ok(s) => s,
+                Err(EngineError::Source(SourceError::Changed(now))) => {
+                    let _ = engine.settle().await;
+                    return self.superseded(file, &now, Some(&engine.proc)).await;
+                }
+                Err(e) => return Err(self.fail(file, seq, &mut engine, retry_attempts, e).await),
+            };
+            if engine.replaying() {
+                if step == Advance::Rows {
+                    continue;
+                }
+            }
+            if let Err(e) = engine.flush().await {
+                return Err(self
+                    .fail(file, seq, &mut engine, retry_attempts, EngineError::Sink(e))
+                    .await);
+            }
+            match step {
+                Advance::Rows => {
+                    let (flushed, sent_beyond) = engine.progress_point();
+                    let p = Progress {
+                        seq,
+                        flushed: Some(flushed),
+                        sent_beyond,
+                        attempts: retry_attempts,
+                    };
+                    self.put_progress(file, seq, &p).await?;
+                    if Instant::now() >= stop_at {
+                        continue;
+                    }
+                }
+                Advance::Stopped => {
+                    let next = seq + 1;
+                    let snap = Snapshot {
+                        v: 1,
+                        file: file.clone(),
+                        seq: next,
+                        layout: engine.proc.layout.clone(),
+                        data_start_row: engine.data_start_row(),
+                        cursor: engine.cursor(),
+                        counts: engine.proc.counts.clone(),
+                        dedupe: engine.proc.dedupe.meta(),
+                        started_at: started_at.clone(),
+                        attempts: invocations,
+                    };
+                    let bytes = snap
+                        .encode(&engine.proc.dedupe.bloom().to_bytes())
+                        .map_err(EngineError::from)?;
+                    self.store
+                        .put_bytes(
+                            &file.bucket,
+                            &file.snapshot_key(next),
+                            bytes,
+                            "application/octet-stream",
+                        )
+                        .await?;
+                    self.send_continuation(file, next).await?;
+                    let mut report =
+                        Report::new(file, Status::Running, &engine.proc.counts, &started_at)
+                            .with_layout(&engine.proc.layout);
+                    report.continuations = seq;
+                    report.invocations = invocations;
+                    self.store
+                        .put_json(&file.bucket, &file.report_key(), &report)
+                        .await?;
+                    tracing::info!(key = %file.key, seq, next, rows_read = engine.proc.counts.rows_read, pass = ?engine.cursor().pass, "time is up: handed over to a continuation");
+                    return Ok(FileOutcome::Continued { seq: next });
+                }
+                Advance::Finished => {
+                    let counts = &engine.proc.counts;
+                    let mut report = Report::new(file, Status::Complete, counts, &started_at)
+                        .with_layout(&engine.proc.layout);
+                    report.continuations = seq;
+                    report.invocations = invocations;
+                    self.store
+                        .put_json(&file.bucket, &file.report_key(), &report)
+                        .await?;
+                    tracing::info!(
+                        key = %file.key, run = %file.run, rows_read = counts.rows_read, enqueued = counts.enqueued,
+                        rejected = counts.rejected_total(), continuations = seq, "ingest complete"
+                    );
+                    self.cleanup(file, seq).await;
+                    return Ok(FileOutcome::Finished(Status::Complete));
+                }
+            }
+        }
+    }
+
+    async fn put_progress(
+        &self,
+        file: &FileRef,
+        seq: u32,
+        p: &Progress,
+    ) -> Result<(), IngestError> {
+        let bytes = serde_json::to_vec(p).map_err(EngineError::from)?;
+        self.store
+            .put_bytes(
+                &file.bucket,
+                &file.progress_key(seq),
+                bytes,
+                "application/json",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A failed invocation: record exactly what is sent, so the retry neither loses nor repeats a row.
+    async fn fail<S: Source>(
+        &self,
+        file: &FileRef,
+        seq: u32,
+        engine: &mut Engine<S, SqsSink>,
+        attempts: u32,
+        error: EngineError,
+    ) -> IngestError {
+        let replaying = engine.replaying();
+        let (flushed, sent_beyond) = engine.settle().await;
+        if !replaying || !sent_beyond.is_empty() {
+            let p = Progress {
+                seq,
+                flushed: Some(flushed),
+                sent_beyond,
+                attempts: attempts + 1,
+            };
+            if let Err(e) = self.put_progress(file, seq, &p).await {
+                tracing::error!(error = %e, "could not record progress after a failure");
+            }
+        }
+        tracing::error!(key = %file.key, seq, error = %error, "ingest invocation failed; it will be retried from its last progress record");
+        IngestError::Engine(error)
+    }
+
+    async fn superseded(
+        &self,
+        file: &FileRef,
+        now_etag: &str,
+        proc: Option<&Processor>,
+    ) -> Result<FileOutcome, IngestError> {
+        let counts = proc.map(|p| p.counts.clone()).unwrap_or_default();
+        let mut report = Report::new(file, Status::Superseded, &counts, &now_rfc3339());
+        report.error = Some(format!(
+            "the object was replaced (new ETag {}) while it was being ingested; ingest stopped after {} rows; the new version is ingested on its own event",
+            now_etag.trim_matches('"'),
+            counts.rows_read
+        ));
+        let current: Option<Report> = self
+            .store
+            .get_json(&file.bucket, &file.report_key())
+            .await
+            .unwrap_or(None);
+        let key = match current {
+            Some(r) if r.run != file.run => format!(
+                "{REPORTS_PREFIX}{}.ingest.superseded-{}.json",
+                file.key, file.run
+            ),
+            _ => file.report_key(),
+        };
+        tracing::warn!(key = %file.key, run = %file.run, "object replaced during ingest: stopped");
+        self.store.put_json(&file.bucket, &key, &report).await?;
+        self.cleanup(file, u32::MAX).await;
+        Ok(FileOutcome::Finished(Status::Superseded))
+    }
+
+    /// Deletes the file's checkpoint objects (best effort: they are small and under their own prefix).
+    async fn cleanup(&self, file: &FileRef, last_seq: u32) {
+        let prefix = format!("{CHECKPOINTS_PREFIX}{}/{}/", file.key, file.run);
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .store
+                .client()
+                .list_objects_v2()
+                .bucket(&file.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await;
+            match out {
+                Ok(o) => {
+                    keys.extend(
+                        o.contents()
+                            .iter()
+                            .filter_map(|c| c.key().map(str::to_string)),
+                    );
+                    token = o.next_continuation_token().map(str::to_string);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "listing checkpoints to delete failed; deleting the known ones");
+                    keys = (0..=last_seq.min(10_000))
+                        .flat_map(|s| [file.snapshot_key(s), file.progress_key(s)])
+                        .collect();
+                    keys.push(file.claim_key());
+                    break;
+                }
+            }
+        }
+        for k in keys {
+            if let Err(e) = self.store.delete(&file.bucket, &k).await {
+                tracing::warn!(error = %e, "deleting a checkpoint failed");
+            }
+        }
+    }
+}
+
+/// The Lambda context's deadline (ms since the epoch) as an `Instant`.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now = now_ms();
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now))
+}

@@ -1,0 +1,22 @@
+//! The ingest: CSV rows -> validated, normalised, de-duplicated v1 requests on the work queue, and
+//! rejects on the DLQ, across as many invocations as a file needs.
+//!
+//! - [`engine`]: the core (no AWS): row decisions, the two passes, cursors, sinks.
+//! - [`sqs_sink`]: the sink on SQS with an exact account of what is sent.
+//! - [`state`]: checkpoints, continuation messages, claims and the report.
+//! - [`driver`]: the Lambda-facing orchestration of S3 events and continuations.
+
+pub mod driver;
+pub mod engine;
+pub mod sqs_sink;
+pub mod state;
+
+pub use driver::{
+    deadline_from_epoch_ms, decode_event_key, FileOutcome, Ingest, IngestConfig, IngestError,
+    S3Source, S3Sources, SourceFactory,
+};
+pub use engine::{
+    run_to_end, Advance, BytesSource, Counts, Cursor, Dest, Engine, FileSource, MemorySink, Pass,
+    Sink, Source, SourceError, Tag,
+};
+pub use state::{report_key, Report, Status};

@@ -1,0 +1,33 @@
+//! Log set-up: one JSON object per line in Lambda (fields at the top level, so CloudWatch Logs
+//! Insights can filter on `outcome`, `reason`, `user`, ...), readable lines on a terminal.
+//! Nothing the engine logs holds a private key, a token or a whole phone number.
+
+use tracing_subscriber::EnvFilter;
+
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// JSON lines on stdout for Lambda (CloudWatch). Safe to call twice.
+pub fn init_lambda() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(filter())
+        .try_init();
+}
+
+/// Human-readable lines on stderr for the command-line tool (level from `RUST_LOG`, default warn).
+pub fn init_cli() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}

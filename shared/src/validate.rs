@@ -1,0 +1,197 @@
+//! One CSV row -> the desired state of one user (a v1 request without its job), or the reason
+//! it cannot be used, naming the row and the column.
+
+use crate::csv::{Field, Layout, RawRow, RowError};
+use crate::message::{DefaultMethod, Job, Methods, Policy, Request, SmsSignIn, MESSAGE_VERSION};
+use crate::reason::Reason;
+
+/// What validation needs besides the row.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Country for national numbers (`DEFAULT_COUNTRY`); none means national numbers are refused.
+    pub default_country: Option<phonenumber::country::Id>,
+}
+
+/// A row that passed validation, with normalised values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidRow {
+    pub row: u64,
+    pub user: String,
+    pub methods: Methods,
+    pub policy: Policy,
+    pub sms_sign_in: Option<SmsSignIn>,
+    pub default_method: Option<DefaultMethod>,
+}
+
+impl ValidRow {
+    /// Case-insensitive key for `duplicate_user_in_file`.
+    pub fn user_key(&self) -> String {
+        crate::user::user_key(&self.user)
+    }
+
+    /// The mobile number this row asks SMS sign-in for (for `sms_signin_number_not_unique`).
+    pub fn sms_key(&self) -> Option<String> {
+        match (self.sms_sign_in, &self.methods.mobile) {
+            (Some(SmsSignIn::Enable), Some(Some(m))) => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn into_request(self, job: Job) -> Request {
+        Request {
+            v: MESSAGE_VERSION,
+            job,
+            row: Some(self.row),
+            user: self.user,
+            methods: self.methods,
+            policy: self.policy,
+            sms_sign_in: self.sms_sign_in,
+            default_method: self.default_method,
+        }
+    }
+}
+
+/// `true/false/yes/no/1/0` in any case, German Excel's `ja/nein` and `wahr/falsch`; empty = false.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_lowercase().as_str() {
+        "" | "false" | "no" | "0" | "nein" | "falsch" | "n" => Some(false),
+        "true" | "yes" | "1" | "ja" | "wahr" | "y" => Some(true),
+        _ => None,
+    }
+}
+
+fn is_phone(f: Field) -> bool {
+    matches!(f, Field::Mobile | Field::AlternateMobile | Field::Office)
+}
+
+/// A cell a spreadsheet would run as a formula (CSV injection from exports).
+fn looks_like_formula(f: Field, cell: &str) -> bool {
+    let Some(c) = cell.chars().next() else {
+        return false;
+    };
+    match c {
+        '=' | '@' | '\t' | '\r' => true,
+        '+' => !is_phone(f),
+        '-' => true,
+        _ => false,
+    }
+}
+
+/// Validates and normalises one row.
+pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<ValidRow, RowError> {
+    let err = |i: usize, reason: Reason, detail: String| RowError {
+        row: raw.row,
+        column: layout.headers.get(i).cloned(),
+        reason,
+        detail,
+    };
+    let mut user = None;
+    let mut methods = Methods::default();
+    let mut policy = Policy::default();
+    let mut sms_sign_in = None;
+    let mut default_method = None;
+    for (i, field) in layout.fields.iter().enumerate() {
+        let Some(field) = *field else { continue };
+        let original = raw.cells.get(i).map(String::as_str).unwrap_or("");
+        if looks_like_formula(field, original.trim_start_matches(' ')) {
+            return Err(err(
+                i,
+                Reason::InvalidRow,
+                "the cell looks like a spreadsheet formula (starts with = + - @ or a tab); refused"
+                    .into(),
+            ));
+        }
+        let cell = original.trim();
+        match field {
+            Field::User => match crate::user::validate_user(cell) {
+                Ok(u) => user = Some(u),
+                Err(e) => return Err(err(i, Reason::InvalidUser, e.to_string())),
+            },
+            Field::Mobile | Field::AlternateMobile | Field::Office => {
+                let value = if cell.is_empty() {
+                    None
+                } else {
+                    match crate::phone::normalise(cell, settings.default_country) {
+                        Ok(v) => Some(v),
+                        Err(e) => return Err(err(i, Reason::InvalidPhoneNumber, e.to_string())),
+                    }
+                };
+                match field {
+                    Field::Mobile => methods.mobile = Some(value),
+                    Field::AlternateMobile => methods.alternate_mobile = Some(value),
+                    _ => methods.office = Some(value),
+                }
+            }
+            Field::Email => {
+                methods.email = Some(if cell.is_empty() {
+                    None
+                } else {
+                    match crate::email::validate_email(cell) {
+                        Ok(v) => Some(v),
+                        Err(e) => return Err(err(i, Reason::InvalidEmail, e.to_string())),
+                    }
+                })
+            }
+            Field::ForcedUpdate | Field::ForcedRemoval => {
+                let Some(b) = parse_bool(cell) else {
+                    return Err(err(
+                        i,
+                        Reason::InvalidRow,
+                        format!(
+                            "'{cell}' is not a yes/no value (true/false, yes/no, 1/0, ja/nein)"
+                        ),
+                    ));
+                };
+                if field == Field::ForcedUpdate {
+                    policy.forced_update = b;
+                } else {
+                    policy.forced_removal = b;
+                }
+            }
+            Field::SmsSignIn => {
+                sms_sign_in = match cell.to_lowercase().as_str() {
+                    "" => None,
+                    "enable" | "enabled" => Some(SmsSignIn::Enable),
+                    "disable" | "disabled" => Some(SmsSignIn::Disable),
+                    _ => {
+                        return Err(err(
+                            i,
+                            Reason::InvalidRow,
+                            format!("'{cell}' is not enable, disable or empty"),
+                        ))
+                    }
+                }
+            }
+            Field::DefaultMethod => {
+                default_method = if cell.is_empty() {
+                    None
+                } else {
+                    match DefaultMethod::parse(cell) {
+                        Some(m) => Some(m),
+                        None => {
+                            return Err(err(
+                                i,
+                                Reason::InvalidRow,
+                                format!("'{cell}' is not one of sms, voiceMobile, voiceAlternateMobile, voiceOffice, push, oath"),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let user = user.ok_or_else(|| RowError {
+        row: raw.row,
+        column: None,
+        reason: Reason::InvalidUser,
+        detail: "the row has no user".into(),
+    })?;
+    Ok(ValidRow {
+        row: raw.row,
+        user,
+        methods,
+        policy,
+        sms_sign_in,
+        default_method,
+    })
+}
