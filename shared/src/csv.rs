@@ -485,48 +485,19 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
 
     /// Splits one record into UTF-8 fields; `None` if it is not UTF-8.
     fn split(&mut self, rec: &[u8]) -> Option<Vec<String>> {
+        // Unquoting never makes a record longer; `ends` are positions from the record's start.
         let mut out = vec![0u8; rec.len() + 16];
         let mut ends = vec![0usize; rec.len() + 2];
         self.splitter.reset();
-        let (mut nin, mut nout, mut nend) = (0usize, 0usize, 0usize);
-        loop {
-            let input = &rec[nin..];
-            let (res, i, o, e) =
-                self.splitter
-                    .read_record(input, &mut out[nout..], &mut ends[nend..]);
-            // `ends` are relative to where this call started writing.
-            for end in &mut ends[nend..nend + e] {
-                *end += nout;
-            }
-            nin += i;
-            nout += o;
-            nend += e;
-            match res {
-                csv_core::ReadRecordResult::InputEmpty => {
-                    if nin >= rec.len() {
-                        // Signal the end of input.
-                        let (res2, _, o2, e2) =
-                            self.splitter
-                                .read_record(&[], &mut out[nout..], &mut ends[nend..]);
-                        for end in &mut ends[nend..nend + e2] {
-                            *end += nout;
-                        }
-                        nout += o2;
-                        nend += e2;
-                        let _ = res2;
-                        break;
-                    }
-                }
-                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
-                csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
-                csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
-            }
-        }
-        let _ = nout;
+        let (_, nin, nout, nend) = self.splitter.read_record(rec, &mut out, &mut ends);
+        let (_, _, _, nend2) =
+            self.splitter
+                .read_record(&rec[nin..], &mut out[nout..], &mut ends[nend..]);
+        let nend = nend + nend2;
         let mut cells = Vec::with_capacity(nend);
         let mut start = 0;
         for &end in &ends[..nend] {
-            cells.push(String::from_utf8(out[start..end].to_vec()).ok()?);
+            cells.push(String::from_utf8(out.get(start..end)?.to_vec()).ok()?);
             start = end;
         }
         if cells.is_empty() {

@@ -2,7 +2,8 @@
 //! libphonenumber's metadata (the `phonenumber` crate).
 //!
 //! Accepted shapes: `+31 6 1234 5678`, `+310612345678` (a trunk `0` kept after the country code),
-//! `0031 6 1234 5678` and `011 ...` (international prefixes), `(425) 555-0100` or `06-12345678`
+//! `0031 6 1234 5678` and `011 ...` (international prefixes), `(61) 412 345 678` (a country code
+//! in brackets), `(425) 555-0100` or `06-12345678`
 //! with a default country, stray spaces, dots, dashes, slashes and brackets, and an extension
 //! written `x12`, `ext 12`, `ext. 12`, `extension 12`, `Durchwahl 12`, `DW 12` or `#12`.
 //! A national number with no default country is refused: the country is never guessed.
@@ -147,6 +148,22 @@ pub fn normalise(input: &str, default_country: Option<country::Id>) -> Result<St
     if let Some(c) = default_country {
         if let Ok(n) = phonenumber::parse(Some(c), &digits) {
             if phonenumber::is_valid(&n) {
+                return Ok(graph_form(&n, &ext));
+            }
+        }
+    }
+    // A country code written in brackets, as some exports do: `(61) 412 345 678`, `(1) 201-555-0123`.
+    // (Three digits in brackets are an area code, `(425) 555-0100`, and need a default country.)
+    if let Some(inner) = main
+        .strip_prefix('(')
+        .and_then(|r| r.split_once(')'))
+        .map(|(cc, _)| cc.trim())
+    {
+        if (1..=2).contains(&inner.len())
+            && inner.chars().all(|c| c.is_ascii_digit())
+            && !inner.starts_with('0')
+        {
+            if let Some(n) = international(&digits) {
                 return Ok(graph_form(&n, &ext));
             }
         }
