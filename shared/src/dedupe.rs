@@ -133,7 +133,8 @@ impl Bloom {
     /// Rebuilds a filter from [`Bloom::to_bytes`]; `None` if the length is not a power-of-two
     /// number of 64-bit words.
     pub fn from_bytes(bytes: &[u8], hashes: u32) -> Option<Bloom> {
-        if bytes.len() < 8 || bytes.len() % 8 != 0 || !(bytes.len() / 8).is_power_of_two() {
+        if bytes.len() < 8 || !bytes.len().is_multiple_of(8) || !(bytes.len() / 8).is_power_of_two()
+        {
             return None;
         }
         let words = bytes
@@ -470,8 +471,8 @@ mod tests {
             "expected the filter to saturate, got {suspects} suspects"
         );
         assert_eq!(got, exact(&rows));
-        assert!(got.iter().any(|r| *r == Err(Repeat::User)));
-        assert!(got.iter().any(|r| *r == Err(Repeat::SmsNumber)));
+        assert!(got.contains(&Err(Repeat::User)));
+        assert!(got.contains(&Err(Repeat::SmsNumber)));
     }
 
     #[test]

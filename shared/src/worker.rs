@@ -5,6 +5,16 @@
 //! - Transient failures (throttling, 5xx, network, token, a failed DLQ send) are reported in
 //!   `batchItemFailures` so SQS delivers them again; on the last allowed receive
 //!   (`ApproximateReceiveCount >= max_receive_count`) they go to the DLQ as `retries_exhausted`.
+//! - A worker DLQ entry moved back to the work queue (re-drive) is processed as its original
+//!   request; an ingest DLQ entry is `invalid_message` again ([`redrive`]).
+//!
+//! [`setup::build_from_env`] builds the whole worker from the environment (the Lambda binary and
+//! the tests share it).
+
+pub mod redrive;
+pub mod setup;
+
+pub use setup::{build_from_env, build_from_lookup, build_with_options, SetupError};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -200,6 +210,9 @@ pub struct MessageReport {
     pub row: Option<u64>,
     pub disposition: Disposition,
     pub result: Option<UserResult>,
+    /// The body was a worker DLQ entry moved back to the work queue (or an ingest entry that
+    /// could not be processed again).
+    pub redriven: bool,
 }
 
 /// Message ids SQS must deliver again.
@@ -417,39 +430,26 @@ impl Worker {
 
     /// One message: parse, apply, dead-letter or ask for a retry. Never panics on input.
     pub async fn process_one(&self, m: &InboundMessage) -> MessageReport {
-        let req = match parse_request(&m.body) {
-            Ok(r) => r,
-            Err(detail) => {
-                let (request, job, row, user) = salvage(&m.body);
-                let entry = DlqEntry {
-                    v: MESSAGE_VERSION,
-                    reason: Reason::InvalidMessage,
-                    detail: detail.clone(),
-                    job: job.clone(),
-                    row,
-                    column: None,
-                    request,
-                    stage: STAGE.to_string(),
-                };
-                let disposition = self.dead_letter(entry).await;
-                let user = user.filter(|u| u.len() <= 113);
-                log_line(
-                    m,
-                    user.as_deref(),
-                    row,
-                    job.as_ref(),
-                    disposition,
-                    &detail,
-                    &[],
+        let (body, redriven) = match redrive::classify(&m.body) {
+            redrive::Inbound::Direct => (m.body.clone(), false),
+            redrive::Inbound::Redriven {
+                request,
+                previous_reason,
+            } => {
+                tracing::info!(
+                    message_id = %m.message_id,
+                    previous_reason = previous_reason.map_or("unknown", Reason::as_str),
+                    "re-driven dead-letter entry: processing its original request again"
                 );
-                return MessageReport {
-                    message_id: m.message_id.clone(),
-                    user,
-                    row,
-                    disposition,
-                    result: None,
-                };
+                (request, true)
             }
+            redrive::Inbound::NotRedrivable { detail } => {
+                return self.reject_invalid(m, &m.body, detail, true).await;
+            }
+        };
+        let req = match parse_request(&body) {
+            Ok(r) => r,
+            Err(detail) => return self.reject_invalid(m, &body, detail, redriven).await,
         };
         let result = apply(&self.client, &req).await;
         let disposition = match &result.outcome {
@@ -474,7 +474,7 @@ impl Worker {
                     job: Some(req.job.clone()),
                     row: req.row,
                     column: None,
-                    request: serde_json::from_str(&m.body).unwrap_or(serde_json::Value::Null),
+                    request: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
                     stage: STAGE.to_string(),
                 };
                 self.dead_letter(entry).await
@@ -488,6 +488,7 @@ impl Worker {
             disposition,
             &result.detail(),
             &result.actions,
+            redriven,
         );
         MessageReport {
             message_id: m.message_id.clone(),
@@ -495,6 +496,49 @@ impl Worker {
             row: req.row,
             disposition,
             result: Some(result),
+            redriven,
+        }
+    }
+
+    /// A body that is not a request it can process: `invalid_message` to the DLQ, holding the
+    /// body as received (with the `job` and `row` it names, when readable).
+    async fn reject_invalid(
+        &self,
+        m: &InboundMessage,
+        body: &str,
+        detail: String,
+        redriven: bool,
+    ) -> MessageReport {
+        let (request, job, row, user) = salvage(body);
+        let entry = DlqEntry {
+            v: MESSAGE_VERSION,
+            reason: Reason::InvalidMessage,
+            detail: detail.clone(),
+            job: job.clone(),
+            row,
+            column: None,
+            request,
+            stage: STAGE.to_string(),
+        };
+        let disposition = self.dead_letter(entry).await;
+        let user = user.filter(|u| u.len() <= 113 && (is_upn(u) || is_guid(u)));
+        log_line(
+            m,
+            user.as_deref(),
+            row,
+            job.as_ref(),
+            disposition,
+            &detail,
+            &[],
+            redriven,
+        );
+        MessageReport {
+            message_id: m.message_id.clone(),
+            user,
+            row,
+            disposition,
+            result: None,
+            redriven,
         }
     }
 
@@ -511,6 +555,7 @@ impl Worker {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn log_line(
     m: &InboundMessage,
     user: Option<&str>,
@@ -519,6 +564,7 @@ fn log_line(
     disposition: Disposition,
     detail: &str,
     actions: &[String],
+    redriven: bool,
 ) {
     let (status, code) = match disposition {
         Disposition::Done(o) => ("done", o.as_str()),
@@ -537,6 +583,7 @@ fn log_line(
         outcome = outcome,
         reason = reason,
         actions = %actions.join(","),
+        redriven,
         detail = %mask_numbers_in_text(detail),
         "user processed"
     );

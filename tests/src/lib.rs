@@ -212,3 +212,56 @@ pub fn s3_put_event(bucket: &str, key: &str, size: u64, etag: &str) -> serde_jso
       }]
     })
 }
+
+/// Creates a FIFO queue (name gets the `.fifo` suffix) with a short visibility timeout; returns its URL.
+pub async fn create_fifo_queue(sqs: &aws_sdk_sqs::Client, name: &str, visibility_s: u32) -> String {
+    sqs.create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_s.to_string(),
+        )
+        .send()
+        .await
+        .expect("create FIFO queue")
+        .queue_url
+        .expect("queue url")
+}
+
+/// An SQS event as Lambda's event source mapping delivers it, for one received message.
+pub fn sqs_event_json(
+    queue_arn: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id.clone().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle.clone().unwrap_or_default(),
+                "body": m.body.clone().unwrap_or_default(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "test", "ApproximateFirstReceiveTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body.clone().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The ARN of a queue.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn")
+}

@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` for emulators) and injected.
 
 pub mod clients;
+pub mod dlq;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;

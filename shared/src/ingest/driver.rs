@@ -90,7 +90,20 @@ impl IngestConfig {
             safety_margin: seconds("INGEST_SAFETY_MARGIN_SECONDS")?
                 .unwrap_or(Duration::from_secs(60)),
             progress_rows: 5_000,
-            max_in_flight: 8,
+            max_in_flight: match lookup("INGEST_MAX_IN_FLIGHT").filter(|v| !v.trim().is_empty()) {
+                None => 16,
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "INGEST_MAX_IN_FLIGHT",
+                            format!("{v:?} is not a whole number from 1 to 256"),
+                        )
+                    })?,
+            },
         })
     }
 
@@ -633,10 +646,8 @@ impl<F: SourceFactory> Ingest<F> {
                 }
                 Err(e) => return Err(self.fail(file, seq, &mut engine, retry_attempts, e).await),
             };
-            if engine.replaying() {
-                if step == Advance::Rows {
-                    continue;
-                }
+            if engine.replaying() && step == Advance::Rows {
+                continue;
             }
             if let Err(e) = engine.flush().await {
                 return Err(self

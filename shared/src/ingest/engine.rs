@@ -136,13 +136,18 @@ pub trait Sink: Send {
     fn settle(&mut self) -> impl Future<Output = Vec<Tag>> + Send;
 }
 
-/// A sink that keeps counts (and, if asked, the messages) in memory: benchmarks and tests.
+/// A sink that batches like SQS (10 entries, 256 KiB) and keeps counts (and, if asked, the
+/// messages) in memory: benchmarks and tests.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     pub keep: bool,
     pub queue: u64,
     pub dlq: u64,
     pub bytes: u64,
+    /// Batches "sent".
+    pub batches: u64,
+    pending: [Vec<OutMessage>; 2],
+    pending_bytes: [usize; 2],
     pub messages: Vec<(Tag, Dest, OutMessage)>,
     /// Fail every send after this many messages (tests of the failure path).
     pub fail_after: Option<u64>,
@@ -163,19 +168,46 @@ impl Sink for MemorySink {
         if self.fail_after.is_some_and(|n| self.queue + self.dlq >= n) {
             return Err(SinkError("the sink is failing (test)".into()));
         }
-        match dest {
-            Dest::Queue => self.queue += 1,
-            Dest::Dlq => self.dlq += 1,
-        }
+        let i = match dest {
+            Dest::Queue => {
+                self.queue += 1;
+                0
+            }
+            Dest::Dlq => {
+                self.dlq += 1;
+                1
+            }
+        };
         self.bytes += msg.body.len() as u64;
         self.unflushed.push(tag);
         if self.keep {
-            self.messages.push((tag, dest, msg));
+            self.messages.push((tag, dest, msg.clone()));
+        }
+        if !self.pending[i].is_empty()
+            && self.pending_bytes[i] + msg.size() > crate::aws::sqs::MAX_BATCH_BYTES
+        {
+            self.batches += 1;
+            self.pending[i].clear();
+            self.pending_bytes[i] = 0;
+        }
+        self.pending_bytes[i] += msg.size();
+        self.pending[i].push(msg);
+        if self.pending[i].len() >= crate::aws::sqs::MAX_BATCH_ENTRIES {
+            self.batches += 1;
+            self.pending[i].clear();
+            self.pending_bytes[i] = 0;
         }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
+        for i in 0..2 {
+            if !self.pending[i].is_empty() {
+                self.batches += 1;
+                self.pending[i].clear();
+                self.pending_bytes[i] = 0;
+            }
+        }
         self.unflushed.clear();
         Ok(())
     }
@@ -583,7 +615,7 @@ impl<S: Source, K: Sink> Engine<S, K> {
             if n >= max_rows {
                 return Ok(Advance::Rows);
             }
-            if n % 64 == 0 && stop_at.is_some_and(|t| Instant::now() >= t) {
+            if n.is_multiple_of(64) && stop_at.is_some_and(|t| Instant::now() >= t) {
                 return Ok(Advance::Stopped);
             }
             n += 1;

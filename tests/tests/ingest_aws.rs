@@ -1,0 +1,675 @@
+//! The ingest against real S3 and SQS (the moto server) with real aws-sdk-rust clients: files
+//! uploaded to a bucket, the handler called with real S3 event JSON, continuations taken from a
+//! FIFO control queue the way Lambda's event source does, and the work queue and DLQ read back.
+
+use e2e_tests::{
+    create_bucket, create_fifo_queue, create_queues, drain, queue_arn, repo_path, s3_client,
+    s3_put_event, sdk_config, sqs_event_json, unique, Queues, Received,
+};
+use mfa_preload_core::aws::s3::ObjectStore;
+use mfa_preload_core::ingest::driver::S3Source;
+use mfa_preload_core::ingest::engine::ByteStream;
+use mfa_preload_core::ingest::state::FileRef;
+use mfa_preload_core::ingest::{
+    report_key, Ingest, IngestConfig, Report, S3Sources, Source, SourceError, SourceFactory, Status,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, ReadBuf};
+
+struct Rig {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    queues: Queues,
+    control_url: String,
+    control_arn: String,
+}
+
+async fn rig(tag: &str) -> Rig {
+    let cfg = sdk_config().await;
+    let s3 = s3_client(&cfg);
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let bucket = unique(tag).to_lowercase();
+    create_bucket(&s3, &bucket).await;
+    let queues = create_queues(&sqs, &unique(tag), 5, 30).await;
+    let control_url = create_fifo_queue(&sqs, &unique(&format!("{tag}-control")), 1).await;
+    let control_arn = queue_arn(&sqs, &control_url).await;
+    Rig {
+        s3,
+        sqs,
+        bucket,
+        queues,
+        control_url,
+        control_arn,
+    }
+}
+
+impl Rig {
+    fn config(&self, env: &[(&str, &str)]) -> IngestConfig {
+        let mut vars: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert("QUEUE_URL".into(), self.queues.queue_url.clone());
+        vars.insert("DLQ_URL".into(), self.queues.dlq_url.clone());
+        vars.insert("CONTROL_QUEUE_URL".into(), self.control_url.clone());
+        vars.entry("INGEST_SAFETY_MARGIN_SECONDS".into())
+            .or_insert_with(|| "1".into());
+        IngestConfig::from_lookup(|k| vars.get(k).cloned()).expect("config")
+    }
+
+    fn store(&self) -> ObjectStore {
+        ObjectStore::new(self.s3.clone())
+    }
+
+    fn ingest(&self, env: &[(&str, &str)]) -> Ingest {
+        Ingest::new(self.store(), self.sqs.clone(), self.config(env))
+    }
+
+    async fn upload(&self, key: &str, bytes: Vec<u8>) -> (String, u64) {
+        let size = bytes.len() as u64;
+        let out = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .expect("upload");
+        (out.e_tag.expect("etag").trim_matches('"').to_string(), size)
+    }
+
+    fn event(&self, key: &str, size: u64, etag: &str, sequencer: &str) -> Value {
+        let mut e = s3_put_event(&self.bucket, key, size, etag);
+        e["Records"][0]["s3"]["object"]["sequencer"] = Value::String(sequencer.to_string());
+        e
+    }
+
+    /// Runs continuation messages like Lambda's SQS event source (batch size 1) until the file's
+    /// report is final. Returns the number of continuation invocations (retries included).
+    async fn pump<F: SourceFactory>(&self, ingest: &Ingest<F>, key: &str) -> u32 {
+        let mut invocations = 0;
+        let started = Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "ingest did not finish in 10 minutes"
+            );
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.control_url)
+                .max_number_of_messages(1)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive control");
+            let msgs = got.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                if self
+                    .report(key)
+                    .await
+                    .is_some_and(|r| r.status != Status::Running)
+                {
+                    return invocations;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            invocations += 1;
+            let event = sqs_event_json(&self.control_arn, &msgs);
+            let deadline = Instant::now() + Duration::from_secs(900);
+            let resp = ingest
+                .handle_lambda_event(event, deadline)
+                .await
+                .expect("SQS events always get a batch response");
+            let failed = resp["batchItemFailures"]
+                .as_array()
+                .map(|a| !a.is_empty())
+                .unwrap_or(false);
+            if !failed {
+                let handle = msgs[0].receipt_handle.clone().expect("receipt");
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.control_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+
+    async fn report(&self, key: &str) -> Option<Report> {
+        self.store()
+            .get_json::<Report>(&self.bucket, &report_key(key))
+            .await
+            .expect("read report")
+    }
+
+    async fn outputs(&self) -> (Vec<Value>, Vec<Received>) {
+        let queue: Vec<Value> = drain(&self.sqs, &self.queues.queue_url)
+            .await
+            .into_iter()
+            .map(|r| serde_json::from_str(&r.body).expect("request JSON"))
+            .collect();
+        let dlq = drain(&self.sqs, &self.queues.dlq_url).await;
+        (queue, dlq)
+    }
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let text =
+        std::fs::read_to_string(repo_path("schema/request.v1.schema.json")).expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+/// Every data row in exactly one place; returns (row -> reason) for the rejected ones.
+fn account(expected_rows: &[u64], queue: &[Value], dlq: &[Received]) -> BTreeMap<u64, String> {
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for m in queue {
+        let row = m["row"].as_u64().expect("request has a row");
+        *seen.entry(row).or_default() += 1;
+    }
+    let mut rejected = BTreeMap::new();
+    for d in dlq {
+        let body: Value = serde_json::from_str(&d.body).expect("DLQ JSON");
+        let row = body["row"].as_u64().expect("DLQ entry has a row");
+        *seen.entry(row).or_default() += 1;
+        let reason = d
+            .attributes
+            .get("reason")
+            .cloned()
+            .expect("reason attribute");
+        assert_eq!(
+            body["reason"].as_str(),
+            Some(reason.as_str()),
+            "attribute and body agree"
+        );
+        assert!(
+            d.attributes.get("detail").is_some_and(|x| !x.is_empty()),
+            "detail attribute"
+        );
+        assert_eq!(body["stage"], "ingest");
+        rejected.insert(row, reason);
+    }
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(r, _)| *r)
+        .collect();
+    assert!(twice.is_empty(), "rows sent more than once: {twice:?}");
+    let got: HashSet<u64> = seen.keys().copied().collect();
+    let want: HashSet<u64> = expected_rows.iter().copied().collect();
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing rows {missing:?}, unexpected rows {extra:?}"
+    );
+    rejected
+}
+
+fn check_report(r: &Report, queue: usize, dlq: usize) {
+    assert_eq!(r.status, Status::Complete, "{r:?}");
+    assert_eq!(r.enqueued as usize, queue);
+    assert_eq!(r.rejected_total as usize, dlq);
+    assert_eq!(r.rows_read, r.enqueued + r.rejected_total);
+    assert_eq!(r.rejected.values().sum::<u64>(), r.rejected_total);
+    assert_eq!(r.pending, 0);
+}
+
+const MIXED: &str = "UPN,Mobile,AlternateMobile,OfficePhone,Email,ForcedUpdate,SmsSignIn\n\
+a.one@contoso.com,+31 6 1234 5678,,,a.one@example.org,yes,enable\n\
+b.two@contoso.com,0031 6 1234 5679,+31 6 1234 5680,,,no,\n\
+bad/user@contoso.com,+31 612345681,,,,no,\n\
+c.three@contoso.com,call me,,,,no,\n\
+A.ONE@contoso.com,+31 612345682,,,,no,\n\
+d.four@contoso.com,+31 612345678,,,,no,enable\n\
+\n\
+e.five@contoso.com,+1 (201) 555-0123 ext. 7,,,e@x,no,\n\
+f.six@contoso.com,+44 7400 123456,,+44 121 234 5678,,maybe,\n\
+g.seven@contoso.com,+61 412 345 678,,,,true,disable\n";
+
+#[tokio::test]
+async fn a_csv_upload_is_ingested_with_every_row_accounted_once() {
+    let rig = rig("ingest-small").await;
+    let key = "incoming/Team A+B/users 1.csv";
+    let (etag, size) = rig.upload(key, MIXED.as_bytes().to_vec()).await;
+    let ingest = rig.ingest(&[]);
+    let event = rig.event(key, size, &etag, "0001");
+    // The key arrives URL-encoded with '+' for space.
+    assert!(event["Records"][0]["s3"]["object"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Team+A%2BB/users+1.csv"));
+    let out = ingest
+        .handle_lambda_event(event.clone(), Instant::now() + Duration::from_secs(900))
+        .await
+        .expect("ingest");
+    assert!(out.to_string().contains("Finished(Complete)"), "{out}");
+    assert_eq!(
+        rig.pump(&ingest, key).await,
+        0,
+        "a small file needs no continuation"
+    );
+    let (queue, dlq) = rig.outputs().await;
+    let rows: Vec<u64> = vec![2, 3, 4, 5, 6, 7, 9, 10, 11];
+    let rejected = account(&rows, &queue, &dlq);
+    let want: BTreeMap<u64, String> = [
+        (4, "invalid_user"),
+        (5, "invalid_phone_number"),
+        (6, "duplicate_user_in_file"),
+        (7, "sms_signin_number_not_unique"),
+        (9, "invalid_email"),
+        (10, "invalid_row"),
+    ]
+    .into_iter()
+    .map(|(r, s)| (r, s.to_string()))
+    .collect();
+    assert_eq!(rejected, want);
+    let report = rig
+        .report(key)
+        .await
+        .expect("report written beside the input");
+    check_report(&report, queue.len(), dlq.len());
+    assert_eq!(report.rows_read, 9);
+    assert_eq!(report.continuations, 0);
+    assert_eq!(report.rejected.get("duplicate_user_in_file"), Some(&1));
+    let validator = schema_validator();
+    for m in &queue {
+        assert!(
+            validator.is_valid(m),
+            "message does not match the published schema: {m}"
+        );
+        assert_eq!(m["job"]["key"], key);
+        assert_eq!(m["job"]["etag"], etag);
+    }
+    let a = queue.iter().find(|m| m["row"] == 2).expect("row 2");
+    assert_eq!(a["methods"]["mobile"], "+31 612345678");
+    assert_eq!(a["methods"]["email"], "a.one@example.org");
+    assert_eq!(a["smsSignIn"], "enable");
+    assert_eq!(a["policy"]["forcedUpdate"], true);
+    let b = queue.iter().find(|m| m["row"] == 3).expect("row 3");
+    assert_eq!(
+        b["methods"]["office"],
+        Value::Null,
+        "empty cell: present and empty"
+    );
+    let dup = dlq
+        .iter()
+        .find(|d| d.attributes.get("row").map(String::as_str) == Some("6"))
+        .expect("row 6");
+    assert!(
+        dup.attributes["detail"].contains("row 2"),
+        "{:?}",
+        dup.attributes
+    );
+
+    // The same event again (S3 delivers at least once): nothing more is sent.
+    let again = ingest
+        .handle_lambda_event(event, Instant::now() + Duration::from_secs(900))
+        .await
+        .expect("again");
+    assert!(again.to_string().contains("AlreadyHandled"), "{again}");
+    let (queue, dlq) = rig.outputs().await;
+    assert!(queue.is_empty() && dlq.is_empty());
+}
+
+#[tokio::test]
+async fn the_sample_exports_ingest_with_their_settings() {
+    /// File name, environment, rows enqueued, rows rejected.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u64, u64);
+    let cases: Vec<Case> = vec![
+        ("community-format.csv", vec![], 5, 0),
+        ("excel-de-semicolon.csv", vec![("DEFAULT_COUNTRY", "DE")], 5, 1),
+        (
+            "legacy-sms-mfa-export.csv",
+            vec![("COLUMN_MAPPING", "Username=user,Phone=mobile,Backup Phone=alternateMobile,Desk Phone=office,Status=ignore")],
+            12,
+            2,
+        ),
+    ];
+    let validator = schema_validator();
+    for (file, env, enqueued, rejected) in cases {
+        let rig = rig("ingest-samples").await;
+        let bytes = std::fs::read(repo_path(&format!("tests/samples/{file}"))).expect("sample");
+        let key = format!("incoming/{file}");
+        let (etag, size) = rig.upload(&key, bytes).await;
+        let ingest = rig.ingest(&env);
+        ingest
+            .handle_lambda_event(
+                rig.event(&key, size, &etag, "01"),
+                Instant::now() + Duration::from_secs(900),
+            )
+            .await
+            .expect("ingest");
+        let (queue, dlq) = rig.outputs().await;
+        let report = rig.report(&key).await.expect("report");
+        check_report(&report, queue.len(), dlq.len());
+        assert_eq!(
+            (report.enqueued, report.rejected_total),
+            (enqueued, rejected),
+            "{file}: {report:?}"
+        );
+        let rows: Vec<u64> = (2..2 + report.rows_read).collect();
+        account(&rows, &queue, &dlq);
+        assert!(queue.iter().all(|m| validator.is_valid(m)), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_header_rejects_the_whole_file_and_own_prefixes_are_ignored() {
+    let rig = rig("ingest-header").await;
+    let key = "incoming/typo.csv";
+    let (etag, size) = rig
+        .upload(
+            key,
+            b"UPN,Mobil,Fax\na@contoso.com,+31 612345678,\n".to_vec(),
+        )
+        .await;
+    let ingest = rig.ingest(&[]);
+    ingest
+        .handle_lambda_event(
+            rig.event(key, size, &etag, "01"),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("ingest");
+    let report = rig.report(key).await.expect("report");
+    assert_eq!(report.status, Status::Rejected);
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("'Mobil'") && error.contains("'Fax'"),
+        "{error}"
+    );
+    assert_eq!(report.enqueued, 0);
+    let (queue, dlq) = rig.outputs().await;
+    assert!(
+        queue.is_empty() && dlq.is_empty(),
+        "nothing is enqueued from a rejected file"
+    );
+
+    // Objects under the report prefix (and the checkpoint prefix) are not inputs.
+    for own in [
+        "reports/incoming/typo.csv.ingest.json",
+        "checkpoints/x/y/claim",
+    ] {
+        let (etag, size) = rig.upload(own, b"UPN\na@contoso.com\n".to_vec()).await;
+        let out = ingest
+            .handle_lambda_event(
+                rig.event(own, size, &etag, "02"),
+                Instant::now() + Duration::from_secs(900),
+            )
+            .await
+            .expect("ignored");
+        assert!(out.to_string().contains("Ignored"), "{out}");
+    }
+    let (queue, dlq) = rig.outputs().await;
+    assert!(queue.is_empty() && dlq.is_empty());
+}
+
+/// Reads the object through S3, but the stream of one chosen open fails after some bytes: a
+/// continuation that dies mid-file (and is retried by SQS).
+struct FlakySources {
+    inner: S3Sources,
+    opens: Arc<AtomicUsize>,
+    fail_open: usize,
+    fail_after: usize,
+}
+
+struct FlakySource {
+    inner: S3Source,
+    opens: Arc<AtomicUsize>,
+    fail_open: usize,
+    fail_after: usize,
+}
+
+impl SourceFactory for FlakySources {
+    type S = FlakySource;
+    fn source(&self, file: &FileRef) -> FlakySource {
+        FlakySource {
+            inner: self.inner.source(file),
+            opens: self.opens.clone(),
+            fail_open: self.fail_open,
+            fail_after: self.fail_after,
+        }
+    }
+}
+
+impl Source for FlakySource {
+    async fn open_at(&self, offset: u64) -> Result<ByteStream, SourceError> {
+        let stream = self.inner.open_at(offset).await?;
+        let n = self.opens.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_open {
+            Ok(Box::new(Failing {
+                inner: stream,
+                left: self.fail_after,
+            }))
+        } else {
+            Ok(stream)
+        }
+    }
+}
+
+struct Failing {
+    inner: ByteStream,
+    left: usize,
+}
+
+impl AsyncRead for Failing {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset (injected)",
+            )));
+        }
+        let want = buf.remaining().min(self.left);
+        let mut tmp = vec![0u8; want];
+        let mut rb = ReadBuf::new(&mut tmp);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                buf.put_slice(rb.filled());
+                self.left -= n;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// A large file of `n` rows: every 997th row (past 50,000) repeats the user of a row 50,000 rows
+/// earlier (so across continuation boundaries), every 1,009th row (past 20,000) asks SMS sign-in
+/// for a number a row 20,000 rows earlier claimed, every 101st row has a bad number. The expected
+/// rejections come from the exact rule, applied here row by row.
+fn big_file(n: u64) -> (Vec<u8>, HashMap<u64, &'static str>) {
+    let mut out = String::with_capacity(n as usize * 48);
+    out.push_str("UPN,Mobile,Email,SmsSignIn\n");
+    let mut expected = HashMap::new();
+    let mut users = HashSet::new();
+    let mut claimed = HashSet::new();
+    let mobile = |i: u64| format!("+31 6{:08}", 10_000_000 + i);
+    for i in 0..n {
+        let row = i + 2;
+        let (user, number, sms, valid) = if i > 50_000 && i % 997 == 0 {
+            (
+                format!("User{}@Contoso.com", i - 50_000),
+                mobile(i),
+                false,
+                true,
+            )
+        } else if i % 1009 == 180 {
+            (format!("user{i}@contoso.com"), mobile(i), true, true)
+        } else if i > 20_000 && i % 1009 == 0 {
+            (
+                format!("user{i}@contoso.com"),
+                mobile(i - 20_000),
+                true,
+                true,
+            )
+        } else if i % 101 == 0 {
+            (
+                format!("user{i}@contoso.com"),
+                "+31 6 1234".to_string(),
+                false,
+                false,
+            )
+        } else {
+            (format!("user{i}@contoso.com"), mobile(i), false, true)
+        };
+        out.push_str(&format!(
+            "{user},{number},,{}\n",
+            if sms { "enable" } else { "" }
+        ));
+        if !users.insert(user.to_lowercase()) {
+            expected.insert(row, "duplicate_user_in_file");
+        } else if !valid {
+            expected.insert(row, "invalid_phone_number");
+        } else if sms && !claimed.insert(number) {
+            expected.insert(row, "sms_signin_number_not_unique");
+        }
+    }
+    (out.into_bytes(), expected)
+}
+
+#[tokio::test]
+async fn a_200k_row_file_runs_over_many_continuations_with_no_row_lost_or_doubled() {
+    let rig = rig("ingest-big").await;
+    let n = 200_000;
+    let (bytes, expected) = big_file(n);
+    let key = "incoming/migration/legacy export.csv";
+    let (etag, size) = rig.upload(key, bytes).await;
+    let env = [("INGEST_TIME_BUDGET_SECONDS", "2")];
+    // The second continuation's stream breaks after 300 kB; SQS redelivers it and the retry goes
+    // on from its progress record.
+    let opens = Arc::new(AtomicUsize::new(0));
+    let flaky = FlakySources {
+        inner: S3Sources(rig.store()),
+        opens: opens.clone(),
+        fail_open: 3,
+        fail_after: 300_000,
+    };
+    let ingest = Ingest::with_sources(rig.store(), rig.sqs.clone(), flaky, rig.config(&env));
+    let first = ingest
+        .handle_lambda_event(
+            rig.event(key, size, &etag, "0100"),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("first invocation");
+    assert!(first.to_string().contains("Continued"), "{first}");
+    let running = rig
+        .report(key)
+        .await
+        .expect("a partial report while continuations run");
+    assert_eq!(running.status, Status::Running);
+    assert!(running.rows_read > 0 && running.rows_read < n);
+    let invocations = rig.pump(&ingest, key).await;
+    assert!(
+        opens.load(Ordering::SeqCst) > 3,
+        "the failing continuation was retried"
+    );
+    let report = rig.report(key).await.expect("report");
+    assert!(
+        report.continuations >= 5,
+        "only {} continuations",
+        report.continuations
+    );
+    assert!(
+        report.invocations > report.continuations + 1,
+        "the retry counts as an invocation: {report:?}"
+    );
+    let (queue, dlq) = rig.outputs().await;
+    check_report(&report, queue.len(), dlq.len());
+    assert_eq!(report.rows_read, n);
+    let rows: Vec<u64> = (2..n + 2).collect();
+    let rejected = account(&rows, &queue, &dlq);
+    let want: BTreeMap<u64, String> = expected.iter().map(|(r, s)| (*r, s.to_string())).collect();
+    assert_eq!(rejected.len(), want.len());
+    assert!(rejected == want, "rejections differ from the expected ones");
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for r in want.values() {
+        *by_reason.entry(r.clone()).or_default() += 1;
+    }
+    assert_eq!(report.rejected, by_reason);
+    eprintln!(
+        "200k rows: {} continuation invocations, report {report:?}",
+        invocations
+    );
+    // Checkpoints are cleaned up once the file is complete.
+    let left = rig
+        .s3
+        .list_objects_v2()
+        .bucket(&rig.bucket)
+        .prefix("checkpoints/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(left.key_count(), Some(0), "{:?}", left.contents());
+}
+
+#[tokio::test]
+async fn an_object_replaced_during_ingest_stops_the_old_ingest_and_the_new_one_runs_on_its_own() {
+    let rig = rig("ingest-replaced").await;
+    let (v1, _) = big_file(40_000);
+    let key = "incoming/replaced.csv";
+    let (etag1, size1) = rig.upload(key, v1).await;
+    let env = [("INGEST_TIME_BUDGET_SECONDS", "0.5")];
+    let ingest = rig.ingest(&env);
+    let first = ingest
+        .handle_lambda_event(
+            rig.event(key, size1, &etag1, "0200"),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("first");
+    assert!(first.to_string().contains("Continued"), "{first}");
+    // The administrator uploads a corrected file meanwhile.
+    let (etag2, size2) = rig.upload(key, MIXED.as_bytes().to_vec()).await;
+    assert_ne!(etag1, etag2);
+    rig.pump(&ingest, key).await;
+    let old = rig.report(key).await.expect("report");
+    assert_eq!(old.status, Status::Superseded, "{old:?}");
+    assert_eq!(old.etag, etag1);
+    assert!(
+        old.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("replaced"),
+        "{old:?}"
+    );
+    let (queue_old, dlq_old) = rig.outputs().await;
+    assert!((queue_old.len() + dlq_old.len()) as u64 <= old.rows_read + 1);
+    assert!(queue_old.iter().all(|m| m["job"]["etag"] == etag1.as_str()));
+    // The new version's own event.
+    ingest
+        .handle_lambda_event(
+            rig.event(key, size2, &etag2, "0201"),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("second");
+    rig.pump(&ingest, key).await;
+    let new = rig.report(key).await.expect("report");
+    assert_eq!(
+        (new.status, new.etag.as_str()),
+        (Status::Complete, etag2.as_str())
+    );
+    let (queue, dlq) = rig.outputs().await;
+    check_report(&new, queue.len(), dlq.len());
+    assert!(queue.iter().all(|m| m["job"]["etag"] == etag2.as_str()));
+}
