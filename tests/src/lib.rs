@@ -1,6 +1,11 @@
 //! Helpers shared by the integration and end-to-end tests: AWS clients pointed at the moto server
 //! that `scripts/test.sh` starts, throwaway buckets/queues/secrets, and queue draining.
 
+pub mod dataset;
+pub mod lambda_rt;
+pub mod poller;
+pub mod token_proxy;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
