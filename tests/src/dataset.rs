@@ -756,10 +756,13 @@ fn build_primary(b: &mut Builder, kind: Kind, n: usize) -> Option<(String, Strin
                 default_method: Some("sms".into()),
                 ..SeedUser::new(format!("holder{n:05}@contoso.com"))
             });
-            b.seed(SeedUser {
+            let i = b.seed(SeedUser {
                 mobile: Some(number.clone()),
                 ..seeded(&upn)
             });
+            // Graph answers the enable with 400 phoneNumberNotUnique and from then on reports
+            // that state on the user's mobile.
+            b.expected[i].sms_sign_in = Some("phoneNumberNotUnique".into());
             let c = Cells {
                 user: upn.clone(),
                 mobile: messy(&number, style),

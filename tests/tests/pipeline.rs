@@ -1,0 +1,1120 @@
+//! End to end: the real `ingest` and `worker` release binaries, run through the Lambda Runtime
+//! API as Lambda runs them, against the moto server (bucket, work queue with a redrive policy,
+//! DLQ, FIFO control queue, secret) and the Graph simulator.
+//!
+//! 1. A 5,000-row migration file with 2% bad rows: every row ends as exactly one outcome
+//!    (simulator state or a DLQ entry with the right reason) and the counts add up.
+//! 2. Faults: the simulator answers 20% of requests with 429/500/503, timeouts or dropped
+//!    connections, and every 10th message is delivered twice: the same final state, no write
+//!    made twice, nothing lost.
+//! 3. A crash: worker processes are killed in the middle of batches; the redelivered messages
+//!    complete and the end state is the same.
+//! 4. Secrets: the captured logs of all runs hold no private key, no token and no whole phone
+//!    number.
+//!
+//! The counts of each scenario are printed at the end (`cargo test -p e2e-tests --test pipeline
+//! -- --nocapture` shows them; `scripts/test.sh` prints them from `target/e2e-summary.txt`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use e2e_tests::dataset::{self, Dataset, Expect, Stage, Write};
+use e2e_tests::lambda_rt::{
+    assert_fresh, release_binary, EnvStats, FunctionConfig, LambdaEnv, LogBuffer,
+};
+use e2e_tests::poller::{EventSource, EventSourceConfig, PollerStats};
+use e2e_tests::token_proxy::TokenProxy;
+use e2e_tests::*;
+use graph_sim::{FaultConfig, FaultKind, GraphSim, SimConfig, SimStats, UserState};
+use mfa_preload_core::ingest::Report;
+use mfa_preload_core::{DlqEntry, Outcome, Reason};
+
+/// Rows of the file (`E2E_ROWS` overrides, for a quick run); 2% of them are bad.
+const ROWS: usize = 5_000;
+const DATA_SEED: u64 = 0x5eed_2026;
+const TENANT: &str = "7b1c3f0e-5d2a-4e8b-9c61-0f2d4a6b8c10";
+const CLIENT_ID: &str = "3e9a1d52-8c47-4f06-b1d3-6a2f0c9e7b45";
+/// Redrive `maxReceiveCount` of the work queue, and the worker's MAX_RECEIVE_COUNT.
+const MAX_RECEIVE: u32 = 5;
+/// Worker execution environments (the event source's maximum concurrency).
+const WORKER_ENVS: usize = 4;
+/// The worker function's timeout, and the visibility timeout the event source receives with.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(10);
+const VISIBILITY_S: i32 = 12;
+const INGEST_TIMEOUT: Duration = Duration::from_secs(30);
+const KEY: &str = "incoming/Legacy MFA export 2026-11.csv";
+
+/// How one run of the pipeline is disturbed.
+#[derive(Clone)]
+struct RunOpts {
+    name: &'static str,
+    faults: Option<FaultConfig>,
+    duplicate_every: Option<u64>,
+    kills: usize,
+    latency: Duration,
+}
+
+struct Kill {
+    batch: usize,
+    complete: usize,
+    incomplete: usize,
+}
+
+/// What one run produced.
+struct Run {
+    name: &'static str,
+    elapsed: Duration,
+    report: Option<Report>,
+    users: Vec<UserState>,
+    writes: Vec<Write>,
+    dlq: Vec<Received>,
+    worker_lines: Vec<WorkerLine>,
+    worker: PollerStats,
+    control: PollerStats,
+    ingest_async_attempts: u32,
+    sim: SimStats,
+    kills: Vec<Kill>,
+    worker_envs: Vec<EnvStats>,
+    tokens: Vec<String>,
+    assertions: Vec<String>,
+    token_requests: u64,
+    logs: LogBuffer,
+    errors: Vec<String>,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+/// A worker's `user processed` log line.
+#[derive(Debug, Clone)]
+struct WorkerLine {
+    seq: u64,
+    row: u64,
+    status: String,
+    code: String,
+    receive_count: u64,
+}
+
+fn worker_lines(logs: &LogBuffer, bucket: &str) -> Vec<WorkerLine> {
+    let job = format!("s3://{bucket}/");
+    let mut out: Vec<WorkerLine> = logs
+        .json_lines()
+        .into_iter()
+        .filter(|(_, v)| v["message"] == "user processed")
+        .filter(|(_, v)| v["job"].as_str().is_some_and(|j| j.starts_with(&job)))
+        .filter_map(|(l, v)| {
+            let status = v["status"].as_str()?.to_string();
+            let code = v["outcome"]
+                .as_str()
+                .or_else(|| v["reason"].as_str())?
+                .to_string();
+            Some(WorkerLine {
+                seq: l.seq,
+                row: v["row"].as_u64()?,
+                status,
+                code,
+                receive_count: v["receive_count"].as_u64().unwrap_or(0),
+            })
+        })
+        .collect();
+    out.sort_by_key(|l| l.seq);
+    out
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn")
+}
+
+/// The FIFO control queue with its own FIFO DLQ (3 receives), as in the template.
+async fn create_control_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("control DLQ")
+        .queue_url
+        .expect("url");
+    let dlq_arn = queue_arn(sqs, &dlq).await;
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"});
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .expect("control queue")
+        .queue_url
+        .expect("url");
+    let arn = queue_arn(sqs, &url).await;
+    (url, arn)
+}
+
+fn envs(cfg: FunctionConfig, n: usize, first: usize, logs: &LogBuffer) -> Vec<Arc<LambdaEnv>> {
+    let cfg = Arc::new(cfg);
+    (first..first + n)
+        .map(|i| Arc::new(LambdaEnv::new(cfg.clone(), i, logs.clone())))
+        .collect()
+}
+
+/// Users of an SQS event's messages.
+fn batch_users(event: &serde_json::Value) -> Vec<String> {
+    event["Records"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| {
+                    let body: serde_json::Value =
+                        serde_json::from_str(r["body"].as_str()?).ok()?;
+                    body["user"].as_str().map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills worker environment 0 in the middle of batches: while it works on a batch in which at
+/// least one user is already in its final state and at least one user still has writes to come.
+async fn crash_worker(
+    env: Arc<LambdaEnv>,
+    sim: Arc<GraphSim>,
+    data: Arc<Dataset>,
+    kills: usize,
+) -> Vec<Kill> {
+    let initial: HashMap<String, UserState> = data
+        .seeds
+        .iter()
+        .map(|s| {
+            let st = UserState {
+                id: s.id.clone().unwrap_or_default(),
+                upn: s.upn.clone(),
+                mobile: s.mobile.clone(),
+                alternate_mobile: s.alternate_mobile.clone(),
+                office: s.office.clone(),
+                email: s.email.clone(),
+                sms_sign_in: None,
+                default_method: s.default_method.clone(),
+            };
+            (s.upn.to_lowercase(), st)
+        })
+        .collect();
+    let expected: HashMap<String, &UserState> = data
+        .expected_users
+        .iter()
+        .map(|u| (u.upn.to_lowercase(), u))
+        .collect();
+    let strip = |u: &UserState| UserState {
+        sms_sign_in: None,
+        ..u.clone()
+    };
+    let mut done = Vec::new();
+    let end = Instant::now() + Duration::from_secs(90);
+    while done.len() < kills && Instant::now() < end {
+        // spread the kills over the run
+        let wanted_invocations = 15 + 40 * done.len() as u64;
+        if env.stats().invocations < wanted_invocations {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let Some(event) = env.current_event() else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        let users = batch_users(&event);
+        let mut complete = 0;
+        let mut incomplete = 0;
+        for u in &users {
+            let Some(now) = sim.user(u) else { continue };
+            let key = now.upn.to_lowercase();
+            let (Some(first), Some(last)) = (initial.get(&key), expected.get(&key)) else {
+                continue;
+            };
+            if strip(first) == strip(last) {
+                continue; // nothing to write for this user
+            }
+            if now == **last {
+                complete += 1;
+            } else {
+                incomplete += 1;
+            }
+        }
+        if complete > 0 && incomplete > 0 && env.current_event().is_some() && env.kill() {
+            done.push(Kill {
+                batch: users.len(),
+                complete,
+                incomplete,
+            });
+            // wait for the environment to pick up another batch after its restart
+            let before = env.stats().invocations;
+            let until = Instant::now() + Duration::from_secs(30);
+            while env.stats().invocations <= before && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    done
+}
+
+async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run {
+    let started = Instant::now();
+    let mut phases: Vec<(&'static str, Duration)> = Vec::new();
+    let mut errors = Vec::new();
+    let worker_bin = release_binary("worker");
+    let ingest_bin = release_binary("ingest");
+
+    // Graph: the simulator with the tenant's users, the token endpoint behind a recording proxy.
+    let sim = Arc::new(
+        GraphSim::start(SimConfig {
+            latency: opts.latency,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("start the Graph simulator"),
+    );
+    sim.set_timeout_hold(Duration::from_millis(800));
+    let cert = std::fs::read_to_string(repo_path("tests/fixtures/test-app.crt.pem")).unwrap();
+    let key = std::fs::read_to_string(repo_path("tests/fixtures/test-app.key.pem")).unwrap();
+    sim.register_app(TENANT, CLIENT_ID, &cert);
+    sim.add_users(data.seeds.iter().cloned());
+    let proxy = TokenProxy::start(&sim.base_url())
+        .await
+        .expect("token proxy");
+
+    // AWS: bucket, work queue + DLQ (redrive), FIFO control queue, the credentials secret.
+    let cfg = sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let s3 = s3_client(&cfg);
+    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    let bucket = unique(&format!("e2e-{}", opts.name));
+    create_bucket(&s3, &bucket).await;
+    let name = unique(&format!("work-{}", opts.name));
+    let queues = create_queues(&sqs, &name, MAX_RECEIVE, 30).await;
+    let work_arn = queue_arn(&sqs, &queues.queue_url).await;
+    let (control_url, control_arn) =
+        create_control_queue(&sqs, &unique(&format!("control-{}", opts.name))).await;
+    let secret = serde_json::json!({
+        "tenantId": TENANT, "clientId": CLIENT_ID, "certificatePem": cert, "privateKeyPem": key,
+    });
+    let secret_arn = sm
+        .create_secret()
+        .name(unique(&format!("mfa-preload/{}", opts.name)))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("secret arn");
+
+    let ingest_cfg = FunctionConfig {
+        name: format!("mfa-preload-{}-ingest", opts.name),
+        binary: ingest_bin,
+        memory_mb: 512,
+        env: vec![
+            ("QUEUE_URL".into(), queues.queue_url.clone()),
+            ("DLQ_URL".into(), queues.dlq_url.clone()),
+            ("CONTROL_QUEUE_URL".into(), control_url.clone()),
+            ("DEFAULT_COUNTRY".into(), "NL".into()),
+            ("INGEST_TIME_BUDGET_SECONDS".into(), "1".into()),
+            ("INGEST_SAFETY_MARGIN_SECONDS".into(), "2".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ],
+    };
+    let worker_cfg = FunctionConfig {
+        name: format!("mfa-preload-{}-worker", opts.name),
+        binary: worker_bin,
+        memory_mb: 256,
+        env: vec![
+            ("DLQ_URL".into(), queues.dlq_url.clone()),
+            ("CREDENTIALS_SECRET_ID".into(), secret_arn.clone()),
+            ("GRAPH_BASE_URL".into(), sim.base_url()),
+            ("LOGIN_BASE_URL".into(), proxy.base_url()),
+            ("MAX_RECEIVE_COUNT".into(), MAX_RECEIVE.to_string()),
+            ("WORKER_CONCURRENCY".into(), "16".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ],
+    };
+    let ingest_envs = envs(ingest_cfg, 2, 0, &logs);
+    let worker_envs = envs(worker_cfg, WORKER_ENVS, 0, &logs);
+
+    if let Some(f) = &opts.faults {
+        sim.set_faults(f.clone());
+    }
+
+    // Event sources: the work queue (batches of 10, duplicates on demand) and the control queue
+    // (batch size 1), as the template maps them.
+    let worker_source = EventSource::start(
+        sqs.clone(),
+        EventSourceConfig {
+            batch_size: 10,
+            visibility_timeout_s: VISIBILITY_S,
+            invocation_timeout: WORKER_TIMEOUT,
+            duplicate_every: opts.duplicate_every,
+            ..EventSourceConfig::new(&queues.queue_url, &work_arn)
+        },
+        worker_envs.clone(),
+    );
+    let control_source = EventSource::start(
+        sqs.clone(),
+        EventSourceConfig {
+            batch_size: 1,
+            visibility_timeout_s: 40,
+            invocation_timeout: INGEST_TIMEOUT,
+            ..EventSourceConfig::new(&control_url, &control_arn)
+        },
+        vec![ingest_envs[1].clone()],
+    );
+    let killer = (opts.kills > 0).then(|| {
+        tokio::spawn(crash_worker(
+            worker_envs[0].clone(),
+            sim.clone(),
+            data.clone(),
+            opts.kills,
+        ))
+    });
+
+    // The upload, and S3's event to the ingest (an asynchronous invocation: Lambda tries it up to
+    // three times).
+    let put = s3
+        .put_object()
+        .bucket(&bucket)
+        .key(KEY)
+        .content_type("text/csv")
+        .body(data.csv.clone().into())
+        .send()
+        .await
+        .expect("upload the file");
+    let etag = put.e_tag.unwrap_or_default();
+    phases.push(("setup", started.elapsed()));
+    let event = s3_put_event(&bucket, KEY, data.csv.len() as u64, &etag);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match ingest_envs[0].invoke(&event, INGEST_TIMEOUT).await {
+            Ok(_) => break,
+            Err(e) if attempts < 3 => {
+                errors.push(format!("ingest attempt {attempts}: {e}"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                errors.push(format!("ingest failed {attempts} times: {e}"));
+                break;
+            }
+        }
+    }
+
+    phases.push(("ingest S3 invocation", started.elapsed()));
+    // Wait for the ingest's report to say complete, then for both queues to drain.
+    let report_key = mfa_preload_core::ingest::report_key(KEY);
+    let mut report: Option<Report> = None;
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until {
+        if let Ok(o) = s3.get_object().bucket(&bucket).key(&report_key).send().await {
+            if let Ok(b) = o.body.collect().await {
+                report = serde_json::from_slice(&b.into_bytes()).ok();
+            }
+        }
+        if report
+            .as_ref()
+            .is_some_and(|r| r.status != mfa_preload_core::ingest::Status::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    phases.push(("report complete", started.elapsed()));
+    if !control_source.wait_idle(Duration::from_secs(60)).await {
+        errors.push("the control queue did not drain".into());
+    }
+    let kills = match killer {
+        Some(k) => k.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    sim.set_latency(Duration::ZERO);
+    if !worker_source.wait_idle(Duration::from_secs(240)).await {
+        errors.push("the work queue did not drain".into());
+    }
+    phases.push(("work queue drained", started.elapsed()));
+    errors.extend(worker_source.errors());
+    errors.extend(control_source.errors());
+    let worker = worker_source.stop().await;
+    let control = control_source.stop().await;
+    for e in ingest_envs.iter().chain(worker_envs.iter()) {
+        e.shutdown().await;
+    }
+    let dlq = drain(&sqs, &queues.dlq_url).await;
+    let users = sim.users();
+    let writes = sim.write_log().iter().map(Write::from_record).collect();
+    let stats = sim.stats();
+    phases.push(("teardown", started.elapsed()));
+    if let Ok(dir) = std::env::var("E2E_LOG_DIR") {
+        let text: String = logs
+            .lines()
+            .iter()
+            .map(|l| format!("[{}] {}\n", l.source, l.text))
+            .collect();
+        let _ = std::fs::write(format!("{dir}/{}.log", opts.name), text);
+    }
+    eprintln!("{}: phases {:?}", opts.name, phases);
+    Run {
+        name: opts.name,
+        elapsed: started.elapsed(),
+        report,
+        users,
+        writes,
+        dlq,
+        worker_lines: worker_lines(&logs, &bucket),
+        worker,
+        control,
+        ingest_async_attempts: attempts,
+        sim: stats,
+        kills,
+        worker_envs: worker_envs.iter().map(|e| e.stats()).collect(),
+        tokens: proxy.access_tokens(),
+        assertions: proxy.assertions(),
+        token_requests: proxy.requests(),
+        logs,
+        errors,
+        phases,
+    }
+}
+
+/// Failed checks, collected so the summary is printed whatever fails.
+#[derive(Default)]
+struct Checks {
+    failures: Vec<String>,
+    passed: u64,
+}
+
+impl Checks {
+    fn check(&mut self, scenario: &str, ok: bool, what: impl FnOnce() -> String) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failures.push(format!("[{scenario}] {}", what()));
+        }
+    }
+}
+
+/// Per-row results derived from a run.
+#[derive(Default)]
+struct Tally {
+    outcomes: BTreeMap<String, u64>,
+    worker_dlq_rows: u64,
+    dlq_entries: u64,
+    dlq_distinct_rows: u64,
+    /// Rows whose first worker delivery did not finish them (retried, crashed, timed out).
+    rows_retried: u64,
+}
+
+fn sorted_counts(m: &BTreeMap<Reason, u64>) -> BTreeMap<String, u64> {
+    m.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect()
+}
+
+/// The checks every run must pass. `strict`: no faults, so every row is handled on its first
+/// delivery with exactly the modelled outcome.
+fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
+    let s = run.name;
+    let mut t = Tally::default();
+    for e in &run.errors {
+        c.check(s, false, || format!("harness: {e}"));
+    }
+
+    // The ingest report: complete, and its counts add up and match the file.
+    let Some(report) = &run.report else {
+        c.check(s, false, || "no ingest report".into());
+        return t;
+    };
+    c.check(
+        s,
+        report.status == mfa_preload_core::ingest::Status::Complete,
+        || format!("report status {:?}: {:?}", report.status, report.error),
+    );
+    c.check(s, report.rows_read == data.rows_read(), || {
+        format!("rows read {} != {}", report.rows_read, data.rows_read())
+    });
+    c.check(
+        s,
+        report.enqueued + report.rejected_total == report.rows_read && report.pending == 0,
+        || {
+            format!(
+                "report does not add up: enqueued {} + rejected {} != rows {} (pending {})",
+                report.enqueued, report.rejected_total, report.rows_read, report.pending
+            )
+        },
+    );
+    let want_ingest = sorted_counts(&data.rejects(Stage::Ingest));
+    c.check(s, report.rejected == want_ingest, || {
+        format!(
+            "ingest rejects {:?}, expected {want_ingest:?}",
+            report.rejected
+        )
+    });
+
+    // The DLQ: one entry per rejected row (duplicates of a duplicate delivery apart), right
+    // reason, right stage, nothing moved there by the redrive policy without a reason.
+    let mut dlq_rows: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    for m in &run.dlq {
+        t.dlq_entries += 1;
+        let reason = m.attributes.get("reason").cloned();
+        let Some(reason) = reason else {
+            c.check(s, false, || {
+                format!(
+                    "a DLQ message without a reason (moved by the redrive policy): {}",
+                    &m.body[..m.body.len().min(200)]
+                )
+            });
+            continue;
+        };
+        let entry: Result<DlqEntry, _> = serde_json::from_str(&m.body);
+        let Ok(entry) = entry else {
+            c.check(s, false, || format!("unreadable DLQ entry: {}", m.body));
+            continue;
+        };
+        c.check(s, entry.reason.as_str() == reason, || {
+            format!("DLQ body reason {} != attribute {reason}", entry.reason)
+        });
+        let Some(row) = entry.row else {
+            c.check(s, false, || format!("DLQ entry without a row: {}", m.body));
+            continue;
+        };
+        dlq_rows
+            .entry(row)
+            .or_default()
+            .push((reason, entry.stage.clone()));
+    }
+    t.dlq_distinct_rows = dlq_rows.len() as u64;
+    let mut wrong = Vec::new();
+    for spec in &data.rows {
+        let got = dlq_rows.get(&spec.row);
+        match (spec.expect, got) {
+            (Expect::Reject(reason, stage), Some(v)) => {
+                if v.iter()
+                    .any(|(r, st)| r != reason.as_str() || st != stage.as_str())
+                {
+                    wrong.push(format!(
+                        "row {}: DLQ {v:?}, expected {reason}/{}",
+                        spec.row,
+                        stage.as_str()
+                    ));
+                }
+                if v.len() > 1 && strict {
+                    wrong.push(format!("row {}: {} DLQ entries", spec.row, v.len()));
+                }
+                if stage == Stage::Worker {
+                    t.worker_dlq_rows += 1;
+                }
+            }
+            (Expect::Reject(reason, _), None) => {
+                wrong.push(format!("row {}: missing from the DLQ ({reason})", spec.row))
+            }
+            (Expect::Done(o), Some(v)) => wrong.push(format!(
+                "row {}: in the DLQ {v:?}, expected {o}",
+                spec.row
+            )),
+            (Expect::Done(_), None) => {}
+        }
+    }
+    c.check(s, wrong.is_empty(), || {
+        format!(
+            "{} rows with the wrong DLQ fate, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        )
+    });
+
+    // The worker: every enqueued row ends once, as done with the modelled outcome or dead-lettered.
+    let mut by_row: HashMap<u64, Vec<&WorkerLine>> = HashMap::new();
+    for l in &run.worker_lines {
+        by_row.entry(l.row).or_default().push(l);
+    }
+    let mut wrong = Vec::new();
+    for spec in &data.rows {
+        let lines = by_row.get(&spec.row).map(Vec::as_slice).unwrap_or(&[]);
+        let first_done = lines.iter().find(|l| l.status == "done");
+        let dead = lines.iter().find(|l| l.status == "dead_lettered");
+        let retried = lines.first().is_some_and(|l| l.status == "retry")
+            || lines.first().is_some_and(|l| l.receive_count > 1);
+        if retried {
+            t.rows_retried += 1;
+        }
+        match spec.expect {
+            Expect::Reject(_, Stage::Ingest) => {
+                if !lines.is_empty() {
+                    wrong.push(format!("row {}: rejected by the ingest but seen by the worker", spec.row));
+                }
+            }
+            Expect::Reject(reason, Stage::Worker) => {
+                if first_done.is_some() || dead.is_none_or(|d| d.code != reason.as_str()) {
+                    wrong.push(format!(
+                        "row {}: worker lines {:?}, expected dead-lettered {reason}",
+                        spec.row,
+                        lines.iter().map(|l| (&l.status, &l.code)).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            Expect::Done(o) => {
+                let Some(d) = first_done else {
+                    wrong.push(format!(
+                        "row {}: never done ({:?}), expected {o}",
+                        spec.row,
+                        lines.iter().map(|l| (&l.status, &l.code)).collect::<Vec<_>>()
+                    ));
+                    continue;
+                };
+                if dead.is_some() {
+                    wrong.push(format!("row {}: done and dead-lettered", spec.row));
+                }
+                *t.outcomes.entry(d.code.clone()).or_insert(0) += 1;
+                let first_try = !retried;
+                let allowed = d.code == o.as_str()
+                    || (!first_try && d.code == Outcome::Unchanged.as_str());
+                if !allowed || (first_try && d.code != o.as_str()) {
+                    wrong.push(format!("row {}: outcome {}, expected {o}", spec.row, d.code));
+                }
+                if strict && lines.len() != 1 {
+                    wrong.push(format!("row {}: {} worker deliveries without faults", spec.row, lines.len()));
+                }
+            }
+        }
+    }
+    c.check(s, wrong.is_empty(), || {
+        format!(
+            "{} rows with the wrong worker fate, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        )
+    });
+
+    // The counts add up to the rows read.
+    let outcome_total: u64 = t.outcomes.values().sum();
+    c.check(
+        s,
+        outcome_total + t.worker_dlq_rows + report.rejected_total == report.rows_read,
+        || {
+            format!(
+                "outcomes {outcome_total} + worker DLQ {} + ingest rejects {} != rows {}",
+                t.worker_dlq_rows, report.rejected_total, report.rows_read
+            )
+        },
+    );
+    c.check(
+        s,
+        outcome_total + t.worker_dlq_rows == report.enqueued,
+        || {
+            format!(
+                "worker ends {} != enqueued {}",
+                outcome_total + t.worker_dlq_rows,
+                report.enqueued
+            )
+        },
+    );
+    if strict {
+        let want: BTreeMap<String, u64> = data
+            .outcomes()
+            .iter()
+            .map(|(o, n)| (o.as_str().to_string(), *n))
+            .collect();
+        c.check(s, t.outcomes == want, || {
+            format!("outcomes {:?}, expected {want:?}", t.outcomes)
+        });
+    }
+
+    // Graph: the modelled final state of every user, and exactly the modelled writes.
+    let mut diffs = Vec::new();
+    for (got, want) in run.users.iter().zip(&data.expected_users) {
+        if got != want {
+            diffs.push(format!("{got:?} != expected {want:?}"));
+        }
+    }
+    c.check(
+        s,
+        run.users.len() == data.expected_users.len() && diffs.is_empty(),
+        || {
+            format!(
+                "{} users differ from the model ({} users), e.g. {:?}",
+                diffs.len(),
+                run.users.len(),
+                &diffs[..diffs.len().min(3)]
+            )
+        },
+    );
+    let mut writes = run.writes.clone();
+    writes.sort();
+    let twice: Vec<&Write> = writes.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+    c.check(s, twice.is_empty(), || {
+        format!(
+            "{} writes made twice for the same change, e.g. {:?}",
+            twice.len(),
+            &twice[..twice.len().min(3)]
+        )
+    });
+    if writes != data.expected_writes {
+        let got: HashSet<&Write> = writes.iter().collect();
+        let want: HashSet<&Write> = data.expected_writes.iter().collect();
+        let missing: Vec<_> = want.difference(&got).take(3).collect();
+        let extra: Vec<_> = got.difference(&want).take(3).collect();
+        c.check(s, false, || {
+            format!(
+                "write log ({}) differs from the model ({}): missing e.g. {missing:?}, extra e.g. {extra:?}",
+                writes.len(),
+                data.expected_writes.len()
+            )
+        });
+    }
+    t
+}
+
+/// Scenario 4: nothing secret in any captured log line.
+fn check_logs(c: &mut Checks, data: &Dataset, runs: &[&Run]) -> (usize, usize, usize) {
+    let s = "4 secrets";
+    let key = std::fs::read_to_string(repo_path("tests/fixtures/test-app.key.pem")).unwrap();
+    let key_lines: Vec<&str> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .collect();
+    let mut tokens: Vec<String> = Vec::new();
+    for r in runs {
+        tokens.extend(r.tokens.iter().cloned());
+        tokens.extend(r.assertions.iter().cloned());
+    }
+    // whole numbers as digit strings: national significant number and its prefixed forms
+    let mut numbers: HashSet<String> = HashSet::new();
+    for p in &data.phone_numbers {
+        if let Some(nsn) = p.strip_prefix("+31 ") {
+            if nsn.len() >= 9 && nsn.chars().all(|c| c.is_ascii_digit()) {
+                numbers.insert(nsn.to_string());
+            }
+        }
+    }
+    let mut lines = 0usize;
+    let mut masked_seen = 0usize;
+    let mut bad = Vec::new();
+    for r in runs {
+        for l in r.logs.lines() {
+            lines += 1;
+            let text = &l.text;
+            if text.contains("PRIVATE KEY") || key_lines.iter().any(|k| text.contains(k)) {
+                bad.push(format!("private key in {}: {}", l.source, cut(text)));
+            }
+            if tokens.iter().any(|t| text.contains(t.as_str())) || looks_like_jwt(text) {
+                bad.push(format!("token in {}: {}", l.source, cut(text)));
+            }
+            if let Some(n) = whole_number_in(text, &numbers) {
+                bad.push(format!("whole phone number {n} in {}: {}", l.source, cut(text)));
+            }
+            if text.contains("+31 6") && text.contains("****") {
+                masked_seen += 1;
+            }
+        }
+    }
+    c.check(s, lines > 1000, || format!("only {lines} log lines captured"));
+    c.check(s, !tokens.is_empty(), || "no token was issued: the check would be empty".into());
+    c.check(s, masked_seen > 0, || {
+        "no masked phone number in the logs: the number check would be vacuous".into()
+    });
+    c.check(s, bad.is_empty(), || {
+        format!("{} log lines leak secrets, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)])
+    });
+    (lines, tokens.len(), numbers.len())
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(300).collect()
+}
+
+/// `eyJ...` `.` `eyJ...`: a JWT's base64url header and payload.
+fn looks_like_jwt(text: &str) -> bool {
+    text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text[i..];
+        let head: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        head.len() >= 10 && rest[head.len()..].starts_with(".eyJ")
+    })
+}
+
+/// A whole number from `numbers` in `text`: in a run of digits, or in digits joined by the
+/// separators people write numbers with (space, dash, dot, brackets).
+fn whole_number_in(text: &str, numbers: &HashSet<String>) -> Option<String> {
+    let mut runs: Vec<String> = Vec::new();
+    let mut plain = String::new();
+    let mut joined = String::new();
+    let mut last_sep = false;
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            plain.push(ch);
+            joined.push(ch);
+            last_sep = false;
+        } else {
+            if !plain.is_empty() {
+                runs.push(std::mem::take(&mut plain));
+            }
+            if matches!(ch, ' ' | '-' | '.' | '(' | ')') && !last_sep && !joined.is_empty() {
+                last_sep = true;
+            } else if !joined.is_empty() {
+                runs.push(std::mem::take(&mut joined));
+                last_sep = false;
+            }
+        }
+    }
+    runs.push(plain);
+    runs.push(joined);
+    for r in runs.iter().filter(|r| r.len() >= 9) {
+        for start in 0..=r.len() - 9 {
+            for len in 9..=(r.len() - start).min(11) {
+                if let Some(n) = numbers.get(&r[start..start + len]) {
+                    return Some(n.clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: (usize, usize, usize)) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nEnd-to-end pipeline: {} rows ({} bad), {} worker environments, batch 10, redrive after {} receives",
+        data.rows.len(),
+        data.rows.iter().filter(|r| matches!(r.expect, Expect::Reject(..))).count(),
+        WORKER_ENVS,
+        MAX_RECEIVE
+    );
+    let header: Vec<String> = runs.iter().map(|(r, _)| r.name.to_string()).collect();
+    let _ = write!(out, "{:<36}", "");
+    for h in &header {
+        let _ = write!(out, "{h:>14}");
+    }
+    let _ = writeln!(out);
+    let mut row = |label: &str, f: &dyn Fn(&Run, &Tally) -> String| {
+        let _ = write!(out, "{label:<36}");
+        for (r, t) in runs {
+            let _ = write!(out, "{:>14}", f(r, t));
+        }
+        let _ = writeln!(out);
+    };
+    let rep = |r: &Run, f: &dyn Fn(&Report) -> u64| r.report.as_ref().map(f).unwrap_or(0).to_string();
+    row("rows read", &|r, _| rep(r, &|x| x.rows_read));
+    row("enqueued", &|r, _| rep(r, &|x| x.enqueued));
+    row("rejected by ingest (DLQ)", &|r, _| rep(r, &|x| x.rejected_total));
+    for o in Outcome::ALL {
+        row(&format!("outcome {}", o.as_str()), &|_, t| {
+            t.outcomes.get(o.as_str()).copied().unwrap_or(0).to_string()
+        });
+    }
+    row("rejected by worker (DLQ)", &|_, t| t.worker_dlq_rows.to_string());
+    row("DLQ entries (distinct rows)", &|_, t| {
+        format!("{} ({})", t.dlq_entries, t.dlq_distinct_rows)
+    });
+    row("ingest invocations (continuations)", &|r, _| {
+        format!(
+            "{} ({})",
+            r.report.as_ref().map_or(0, |x| x.invocations),
+            r.report.as_ref().map_or(0, |x| x.continuations)
+        )
+    });
+    row("ingest S3 event attempts", &|r, _| r.ingest_async_attempts.to_string());
+    row("control queue invocations", &|r, _| r.control.invocations.to_string());
+    row("worker invocations", &|r, _| r.worker.invocations.to_string());
+    row("worker cold starts", &|r, _| {
+        r.worker_envs.iter().map(|e| e.cold_starts).sum::<u64>().to_string()
+    });
+    row("failed invocations (crash/timeout)", &|r, _| r.worker.failed_invocations.to_string());
+    row("processes killed", &|r, _| r.kills.len().to_string());
+    row("messages delivered twice", &|r, _| r.worker.duplicates_delivered.to_string());
+    row("batch item failures", &|r, _| r.worker.batch_item_failures.to_string());
+    row("SQS redeliveries (retries)", &|r, _| r.worker.redeliveries.to_string());
+    row("rows not done on first delivery", &|_, t| t.rows_retried.to_string());
+    row("max receive count", &|r, _| r.worker.max_receive_count.to_string());
+    row("Graph requests", &|r, _| r.sim.requests.to_string());
+    row("Graph faults injected", &|r, _| r.sim.faults_injected.to_string());
+    row("Graph writes", &|r, _| r.writes.len().to_string());
+    row("token requests", &|r, _| r.token_requests.to_string());
+    row("log lines captured", &|r, _| r.logs.len().to_string());
+    row("wall time (s)", &|r, _| format!("{:.1}", r.elapsed.as_secs_f64()));
+    for (r, _) in runs {
+        for (i, k) in r.kills.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{}: kill {}: batch of {} users, {} already complete, {} still to write",
+                r.name,
+                i + 1,
+                k.batch,
+                k.complete,
+                k.incomplete
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "4 secrets: {} log lines scanned for the private key, {} tokens/assertions and {} phone numbers",
+        logs.0, logs.1, logs.2
+    );
+    out
+}
+
+fn summary_path() -> std::path::PathBuf {
+    // target/release/deps/<test> -> target
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| repo_path("target"))
+        .join("e2e-summary.txt")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipeline_end_to_end() {
+    let ingest = release_binary("ingest");
+    let worker = release_binary("worker");
+    assert_fresh(&ingest, "functions/ingest");
+    assert_fresh(&worker, "functions/worker");
+    let _ = std::fs::remove_file(summary_path());
+
+    let rows = std::env::var("E2E_ROWS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(ROWS)
+        .max(1000);
+    let data = Arc::new(dataset::generate(rows, rows / 50, DATA_SEED));
+    let mut c = Checks::default();
+
+    let one = run_pipeline(
+        data.clone(),
+        RunOpts {
+            name: "1-clean",
+            faults: None,
+            duplicate_every: None,
+            kills: 0,
+            latency: Duration::ZERO,
+        },
+        LogBuffer::new(),
+    )
+    .await;
+    let t1 = check_run(&mut c, &data, &one, true);
+    if std::env::var_os("E2E_ONLY_CLEAN").is_some() {
+        eprintln!("{:#?}", c.failures);
+        return;
+    }
+
+    let two = run_pipeline(
+        data.clone(),
+        RunOpts {
+            name: "2-faults",
+            faults: Some(FaultConfig::new(
+                0.2,
+                vec![
+                    FaultKind::Throttle429,
+                    FaultKind::Status500,
+                    FaultKind::Status503,
+                    FaultKind::Timeout,
+                    FaultKind::Drop,
+                ],
+            )),
+            duplicate_every: Some(10),
+            kills: 0,
+            latency: Duration::ZERO,
+        },
+        LogBuffer::new(),
+    )
+    .await;
+    let t2 = check_run(&mut c, &data, &two, false);
+    let s = "2 faults";
+    c.check(s, two.users == one.users, || "final state differs from scenario 1".into());
+    let (mut w1, mut w2) = (one.writes.clone(), two.writes.clone());
+    w1.sort();
+    w2.sort();
+    c.check(s, w1 == w2, || {
+        format!("writes differ from scenario 1 ({} vs {})", w2.len(), w1.len())
+    });
+    c.check(s, two.sim.faults_injected * 10 >= two.sim.requests, || {
+        format!(
+            "only {} faults in {} requests",
+            two.sim.faults_injected, two.sim.requests
+        )
+    });
+    let expected_dups = two.report.as_ref().map_or(0, |r| r.enqueued) / 10;
+    c.check(
+        s,
+        two.worker.duplicates_delivered >= expected_dups.saturating_sub(2),
+        || {
+            format!(
+                "{} messages delivered twice, expected about {expected_dups}",
+                two.worker.duplicates_delivered
+            )
+        },
+    );
+    c.check(
+        s,
+        t2.dlq_entries - t2.dlq_distinct_rows <= two.worker.duplicates_delivered,
+        || "more duplicate DLQ entries than duplicate deliveries".into(),
+    );
+
+    let three = run_pipeline(
+        data.clone(),
+        RunOpts {
+            name: "3-crash",
+            faults: None,
+            duplicate_every: None,
+            kills: 3,
+            latency: Duration::from_millis(15),
+        },
+        LogBuffer::new(),
+    )
+    .await;
+    let t3 = check_run(&mut c, &data, &three, false);
+    let s = "3 crash";
+    c.check(s, three.kills.len() == 3, || {
+        format!("{} of 3 kills happened mid-batch", three.kills.len())
+    });
+    c.check(s, three.users == one.users, || "final state differs from scenario 1".into());
+    let mut w3 = three.writes.clone();
+    w3.sort();
+    c.check(s, w3 == w1, || "writes differ from scenario 1".into());
+    c.check(
+        s,
+        three.worker.failed_invocations >= three.kills.len() as u64
+            && three.worker.redeliveries >= three.kills.iter().map(|k| k.batch as u64).sum::<u64>(),
+        || {
+            format!(
+                "{} failed invocations and {} redeliveries after {} kills",
+                three.worker.failed_invocations,
+                three.worker.redeliveries,
+                three.kills.len()
+            )
+        },
+    );
+    c.check(s, t3.dlq_entries == t3.dlq_distinct_rows, || {
+        "a row reached the DLQ twice".into()
+    });
+
+    let logs = check_logs(&mut c, &data, &[&one, &two, &three]);
+
+    let table = summary(&[(&one, &t1), (&two, &t2), (&three, &t3)], &data, logs);
+    let mut text = table.clone();
+    if c.failures.is_empty() {
+        let _ = writeln!(text, "all {} checks passed", c.passed);
+    } else {
+        let _ = writeln!(text, "{} checks passed, {} failed:", c.passed, c.failures.len());
+        for f in &c.failures {
+            let _ = writeln!(text, "  {f}");
+        }
+    }
+    eprintln!("{text}");
+    let _ = std::fs::write(summary_path(), &text);
+    assert!(c.failures.is_empty(), "{} checks failed (see above)", c.failures.len());
+}
