@@ -66,6 +66,9 @@ const MIN_WINDOW: Duration = Duration::from_secs(1);
 const MAX_WINDOW: Duration = Duration::from_secs(600);
 /// Margin kept under a measured budget.
 const BUDGET_MARGIN: f64 = 0.98;
+/// Share of the learned budget that must have been answered in the window for a 429 to
+/// re-measure the budget (see [`learn`]).
+const REMEASURE_SHARE: f64 = 0.9;
 
 #[derive(Debug, Clone, Copy)]
 struct Model {
@@ -337,8 +340,17 @@ impl Permit<'_> {
 }
 
 /// At a 429 the server's window is full: what we count as charged in it is the budget.
+///
+/// A later 429 re-measures the budget only when our own count shows that the window was full by
+/// the learned budget (at least [`REMEASURE_SHARE`] of it answered in the window). A 429 that
+/// comes while we were sending well below our own budget (just after a pause, in a lull, or for
+/// a reason other than this budget) says nothing about the budget's size: taking that low count
+/// as the budget would ratchet the pace down with every sporadic 429, to a trickle that the slow
+/// probe growth takes many windows to undo. Such a 429 still cuts the concurrency and pauses for
+/// its `Retry-After`.
 fn learn(s: &mut State, now: Instant, retry_after: Option<Duration>) {
-    if s.model.is_none() {
+    let first = s.model.is_none();
+    if first {
         let (Some(ra), Some(oldest)) = (retry_after, s.sends.front().copied()) else {
             return;
         };
@@ -356,7 +368,9 @@ fn learn(s: &mut State, now: Instant, retry_after: Option<Duration>) {
     // Requests still in flight may be refused too; count only those answered.
     let charged = s.sends.len().saturating_sub(s.in_flight) as f64;
     if let Some(m) = s.model.as_mut() {
-        m.budget = (charged * BUDGET_MARGIN).max(1.0);
+        if first || charged >= m.budget * REMEASURE_SHARE {
+            m.budget = (charged * BUDGET_MARGIN).max(1.0);
+        }
         m.grown_at = now;
     }
 }
@@ -500,5 +514,38 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn a_429_while_under_the_learned_budget_does_not_shrink_it() {
+        let l = AdaptiveLimiter::new(LimiterConfig {
+            learn_window: true,
+            max: 100,
+            initial: 100,
+            ..cfg(100)
+        });
+        for _ in 0..20 {
+            l.acquire().await.success();
+        }
+        l.acquire()
+            .await
+            .throttled(Some(Duration::from_millis(1200)));
+        let learned = l.snapshot().learned_budget.expect("budget learned");
+        let window = l.snapshot().learned_window.expect("window learned");
+        // Once the window has emptied, a sporadic 429 after two requests: not a full window.
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        for _ in 0..2 {
+            l.acquire().await.success();
+        }
+        l.acquire().await.throttled(None);
+        assert_eq!(l.snapshot().learned_budget, Some(learned));
+        assert_eq!(l.snapshot().cuts, 2, "it still cuts the concurrency");
+        // A 429 when the window holds (nearly) the budget re-measures it.
+        for _ in 0..17 {
+            l.acquire().await.success();
+        }
+        l.acquire().await.throttled(None);
+        let b = l.snapshot().learned_budget.expect("budget");
+        assert!((b - 19.0 * BUDGET_MARGIN).abs() < 1e-9, "{b}");
     }
 }
