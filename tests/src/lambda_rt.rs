@@ -28,6 +28,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 const API_PREFIX: &str = "/2018-06-01/runtime";
+/// The `AWS_SESSION_TOKEN` every function gets (what a role's credentials look like; the tests
+/// check that it is never logged).
+pub const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLEsessionTokenOfTheExecutionRole";
 /// Account id in the ARNs the environment hands out.
 pub const ACCOUNT_ID: &str = "123456789012";
 
@@ -525,7 +528,7 @@ impl LambdaEnv {
                 "AWS_SECRET_ACCESS_KEY",
                 env_from_host("AWS_SECRET_ACCESS_KEY", "testing"),
             )
-            .env("AWS_SESSION_TOKEN", "session-token-of-the-execution-role")
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
             .env("AWS_ENDPOINT_URL", crate::moto_endpoint())
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .envs(self.cfg.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -4,6 +4,7 @@
 pub mod dataset;
 pub mod lambda_rt;
 pub mod poller;
+pub mod secrets_scan;
 pub mod token_proxy;
 
 use aws_config::{BehaviorVersion, SdkConfig};

@@ -5,6 +5,12 @@
 //! visibility timeout ends and the queue's redrive policy moves what keeps failing to the DLQ. A
 //! failed invocation (function error, crash, timeout, unreadable response) leaves the whole batch.
 //!
+//! Lambda needs the queue's visibility timeout to cover the function's timeout, so a message is
+//! never in two invocations at once; tests want failures back quickly. The poller does both: it
+//! receives with a visibility timeout that covers the invocation, and hands what failed back to
+//! the queue with a short one ([`EventSourceConfig::retry_visibility_s`], e.g. the test queue's
+//! own 2-3 s), as if the queue's timeout were that short and the invocation had kept extending it.
+//!
 //! For fault tests it can deliver every Nth message a second time (the same message id, body and
 //! attributes, as SQS's at-least-once delivery does), after the first delivery was handled.
 
@@ -14,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -37,6 +43,9 @@ pub struct EventSourceConfig {
     pub invocation_timeout: Duration,
     /// Every Nth distinct message is delivered a second time once its first delivery was handled.
     pub duplicate_every: Option<u64>,
+    /// Visibility timeout (seconds) given back to the messages of a failed invocation and to the
+    /// `batchItemFailures`: when they are received again. `None` leaves them to the receive's.
+    pub retry_visibility_s: Option<i32>,
 }
 
 impl EventSourceConfig {
@@ -49,6 +58,7 @@ impl EventSourceConfig {
             wait_time_s: 1,
             invocation_timeout: Duration::from_secs(10),
             duplicate_every: None,
+            retry_visibility_s: None,
         }
     }
 }
@@ -72,6 +82,8 @@ pub struct PollerStats {
     pub deleted: u64,
     /// Second deliveries injected.
     pub duplicates_delivered: u64,
+    /// Messages handed back to the queue early (`retry_visibility_s`).
+    pub released: u64,
 }
 
 #[derive(Clone)]
@@ -356,6 +368,55 @@ async fn next_batch(
     batch
 }
 
+/// Makes `deliveries` visible again after `retry_visibility_s` (injected duplicates apart: the
+/// original delivery owns the message).
+async fn release(
+    sqs: &aws_sdk_sqs::Client,
+    cfg: &EventSourceConfig,
+    shared: &Shared,
+    deliveries: Vec<&Delivery>,
+) {
+    let Some(visibility) = cfg.retry_visibility_s else {
+        return;
+    };
+    let originals: Vec<&Delivery> = deliveries.into_iter().filter(|d| !d.duplicate).collect();
+    for chunk in originals.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(&d.receipt_handle)
+                    .visibility_timeout(visibility)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        for attempt in 1..=5 {
+            match sqs
+                .change_message_visibility_batch()
+                .queue_url(&cfg.queue_url)
+                .set_entries(Some(entries.clone()))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    lock(&shared.stats).released += out.successful.len() as u64;
+                    break;
+                }
+                Err(e) if attempt == 5 => {
+                    lock(&shared.errors).push(format!(
+                        "ChangeMessageVisibilityBatch: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
 async fn handle_batch(
     sqs: &aws_sdk_sqs::Client,
     cfg: &EventSourceConfig,
@@ -376,17 +437,26 @@ async fn handle_batch(
         Err(_) => None,
     };
     let Some(failed) = failed else {
-        let mut st = lock(&shared.stats);
-        st.failed_invocations += 1;
+        lock(&shared.stats).failed_invocations += 1;
         if let Err(e) = &result {
             if !matches!(e, InvokeError::Exited(_) | InvokeError::Timeout(_)) {
-                drop(st);
                 lock(&shared.errors).push(format!("{}: {e}", env.id()));
             }
         }
+        release(sqs, cfg, shared, batch.iter().collect()).await;
         return;
     };
     lock(&shared.stats).batch_item_failures += failed.len() as u64;
+    release(
+        sqs,
+        cfg,
+        shared,
+        batch
+            .iter()
+            .filter(|d| failed.contains(&d.message_id))
+            .collect(),
+    )
+    .await;
     let done: Vec<&Delivery> = batch
         .iter()
         .filter(|d| !failed.contains(&d.message_id))
