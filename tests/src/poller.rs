@@ -1,6 +1,6 @@
 //! An SQS event source that behaves like Lambda's SQS integration with
-//! `ReportBatchItemFailures`: one poller per execution environment receives up to `batch_size`
-//! messages, invokes the function with an `SqsEvent`, deletes the messages not named in
+//! `ReportBatchItemFailures`: it receives up to `batch_size` messages for each idle execution
+//! environment, invokes the function with an `SqsEvent`, deletes the messages not named in
 //! `batchItemFailures`, and leaves the rest in the queue, so they become visible again when their
 //! visibility timeout ends and the queue's redrive policy moves what keeps failing to the DLQ. A
 //! failed invocation (function error, crash, timeout, unreadable response) leaves the whole batch.
@@ -10,6 +10,11 @@
 //! receives with a visibility timeout that covers the invocation, and hands what failed back to
 //! the queue with a short one ([`EventSourceConfig::retry_visibility_s`], e.g. the test queue's
 //! own 2-3 s), as if the queue's timeout were that short and the invocation had kept extending it.
+//!
+//! One task receives for all environments, so there is never more than one `ReceiveMessage` in
+//! flight per queue: the moto server does not lock a queue while it picks messages, and two
+//! concurrent receives can both be handed the same message. (Real SQS can deliver a message twice
+//! too, rarely; the fault tests inject that on purpose instead, where it can be counted.)
 //!
 //! For fault tests it can deliver every Nth message a second time (the same message id, body and
 //! attributes, as SQS's at-least-once delivery does), after the first delivery was handled.
@@ -23,7 +28,8 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::lambda_rt::{InvokeError, LambdaEnv};
 
@@ -101,6 +107,7 @@ struct Shared {
     seen: Mutex<HashMap<String, u64>>,
     duplicated: Mutex<HashSet<String>>,
     duplicates: Mutex<VecDeque<Delivery>>,
+    duplicated_bodies: Mutex<Vec<String>>,
     busy: AtomicUsize,
     stop: AtomicBool,
     errors: Mutex<Vec<String>>,
@@ -182,32 +189,40 @@ pub fn failed_ids(response: &Value, batch: &HashSet<String>) -> Option<HashSet<S
 }
 
 impl EventSource {
-    /// Starts one poller per environment (the mapping's maximum concurrency).
+    /// Starts the mapping over `envs` (its maximum concurrency).
     pub fn start(
         sqs: aws_sdk_sqs::Client,
         cfg: EventSourceConfig,
         envs: Vec<Arc<LambdaEnv>>,
     ) -> EventSource {
         let shared = Arc::new(Shared::default());
-        let tasks = envs
-            .into_iter()
-            .map(|env| {
-                let sqs = sqs.clone();
-                let cfg = cfg.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move { poll_loop(sqs, cfg, env, shared).await })
-            })
-            .collect();
+        let receiver = {
+            let sqs = sqs.clone();
+            let cfg = cfg.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move { receive_loop(sqs, cfg, envs, shared).await })
+        };
         EventSource {
             cfg,
             sqs,
             shared,
-            tasks,
+            tasks: vec![receiver],
         }
     }
 
     pub fn stats(&self) -> PollerStats {
         lock(&self.shared.stats).clone()
+    }
+
+    /// [`EventSource::stats`] for a task that watches the mapping.
+    pub fn stats_handle(&self) -> impl Fn() -> PollerStats + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || lock(&shared.stats).clone()
+    }
+
+    /// Bodies of the messages delivered a second time on purpose.
+    pub fn duplicated_bodies(&self) -> Vec<String> {
+        lock(&self.shared.duplicated_bodies).clone()
     }
 
     /// Problems talking to SQS (each also retried).
@@ -272,20 +287,46 @@ impl EventSource {
     }
 }
 
-async fn poll_loop(
+/// Receives a batch whenever an environment is idle and hands it to that environment.
+async fn receive_loop(
     sqs: aws_sdk_sqs::Client,
     cfg: EventSourceConfig,
-    env: Arc<LambdaEnv>,
+    envs: Vec<Arc<LambdaEnv>>,
     shared: Arc<Shared>,
 ) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        shared.busy.fetch_add(1, Ordering::SeqCst);
-        let batch = next_batch(&sqs, &cfg, &shared).await;
-        if !batch.is_empty() {
-            handle_batch(&sqs, &cfg, &env, &shared, batch).await;
-        }
-        shared.busy.fetch_sub(1, Ordering::SeqCst);
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<Arc<LambdaEnv>>();
+    for env in envs {
+        let _ = idle_tx.send(env);
     }
+    let mut running = JoinSet::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        // Wait for an idle environment (checking now and then whether to stop).
+        let env = tokio::select! {
+            e = idle_rx.recv() => e,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+        };
+        let Some(env) = env else { break };
+        while running.try_join_next().is_some() {}
+        let batch = next_batch(&sqs, &cfg, &shared).await;
+        if batch.is_empty() {
+            let _ = idle_tx.send(env);
+            continue;
+        }
+        shared.busy.fetch_add(1, Ordering::SeqCst);
+        let (sqs, cfg, shared, idle_tx) = (
+            sqs.clone(),
+            cfg.clone(),
+            shared.clone(),
+            idle_tx.clone(),
+        );
+        running.spawn(async move {
+            handle_batch(&sqs, &cfg, &env, &shared, batch).await;
+            shared.busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = idle_tx.send(env);
+        });
+    }
+    // Let the invocations in progress finish (their environments end them at their deadline).
+    while running.join_next().await.is_some() {}
 }
 
 async fn next_batch(
@@ -304,11 +345,6 @@ async fn next_batch(
         return batch;
     }
     let wait = if batch.is_empty() { cfg.wait_time_s } else { 0 };
-    // Release the busy mark while long-polling, so an empty queue reads as idle.
-    let holding_duplicates = !batch.is_empty();
-    if !holding_duplicates {
-        shared.busy.fetch_sub(1, Ordering::SeqCst);
-    }
     let received = sqs
         .receive_message()
         .queue_url(&cfg.queue_url)
@@ -319,9 +355,6 @@ async fn next_batch(
         .message_attribute_names("All")
         .send()
         .await;
-    if !holding_duplicates {
-        shared.busy.fetch_add(1, Ordering::SeqCst);
-    }
     lock(&shared.stats).receive_calls += 1;
     let messages = match received {
         Ok(out) => out.messages.unwrap_or_default(),
@@ -522,6 +555,9 @@ async fn handle_batch(
             for d in done.iter().filter(|d| !d.duplicate) {
                 let ordinal = seen.get(&d.message_id).copied().unwrap_or(0);
                 if ordinal % n == 0 && duplicated.insert(d.message_id.clone()) {
+                    if let Some(body) = d.record["body"].as_str() {
+                        lock(&shared.duplicated_bodies).push(body.to_string());
+                    }
                     let mut copy = (*d).clone();
                     copy.duplicate = true;
                     again.push(copy);
