@@ -313,6 +313,10 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
     let sim = Arc::new(
         GraphSim::start(SimConfig {
             latency: opts.latency,
+            // Graph's write budget (3,000 per 150 s) would hold a 5,000-row run for minutes by
+            // design; the engine's pacing to it is tested against the simulator in
+            // shared/tests/worker_sim.rs. The read budget (8,000 RU per 10 s) stays.
+            writes_per_window: 0,
             ..SimConfig::default()
         })
         .await
@@ -544,6 +548,15 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
     let writes = sim.write_log().iter().map(Write::from_record).collect();
     let stats = sim.stats();
     phases.push(("teardown", started.elapsed()));
+    eprintln!(
+        "{}: done in {:.1} s ({:?})",
+        opts.name,
+        started.elapsed().as_secs_f64(),
+        phases
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
     if let Ok(dir) = std::env::var("E2E_LOG_DIR") {
         let text: String = logs
             .lines()
@@ -1052,6 +1065,7 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
     });
     row("Graph requests", &|r, _| r.sim.requests.to_string());
     row("Graph faults injected", &|r, _| r.sim.faults_injected.to_string());
+    row("Graph 429s from the budget", &|r, _| r.sim.throttled.to_string());
     row("Graph writes", &|r, _| r.writes.len().to_string());
     row("token requests", &|r, _| r.token_requests.to_string());
     row("log lines captured", &|r, _| r.logs.len().to_string());
