@@ -43,8 +43,10 @@ const TENANT: &str = "7b1c3f0e-5d2a-4e8b-9c61-0f2d4a6b8c10";
 const CLIENT_ID: &str = "3e9a1d52-8c47-4f06-b1d3-6a2f0c9e7b45";
 /// Redrive `maxReceiveCount` of the work queue, and the worker's MAX_RECEIVE_COUNT.
 const MAX_RECEIVE: u32 = 5;
-/// Worker execution environments (the event source's maximum concurrency).
-const WORKER_ENVS: usize = 10;
+/// Worker execution environments (the event source's maximum concurrency) when Graph answers
+/// at once, and when faults make each batch take a second or more.
+const WORKER_ENVS: usize = 5;
+const WORKER_ENVS_FAULTS: usize = 10;
 /// Messages per worker invocation.
 const BATCH_SIZE: i32 = 10;
 /// The worker function's timeout (the template's is 120 s).
@@ -56,7 +58,9 @@ const INGEST_TIMEOUT: Duration = Duration::from_secs(900);
 /// Messages the work queue may hold (visible or in flight) before the ingest's sends wait (see
 /// `backpressure`): what the workers have in hand plus two batches in reserve. The moto server
 /// spends time proportional to this on every message.
-const QUEUE_LIMIT: u64 = (WORKER_ENVS as u64 + 2) * BATCH_SIZE as u64;
+fn queue_limit(worker_envs: usize) -> u64 {
+    (worker_envs as u64 + 2) * BATCH_SIZE as u64
+}
 const KEY: &str = "incoming/Legacy MFA export 2026-11.csv";
 
 /// How one run of the pipeline is disturbed.
@@ -66,6 +70,7 @@ struct RunOpts {
     faults: Option<FaultConfig>,
     duplicate_every: Option<u64>,
     kills: usize,
+    worker_envs: usize,
     /// Once half the messages are done, every Graph request fails with 500 for this long.
     outage: Option<Duration>,
     latency: Duration,
@@ -361,7 +366,7 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
         &moto_endpoint(),
         sqs.clone(),
         &queues.queue_url,
-        QUEUE_LIMIT,
+        queue_limit(opts.worker_envs),
     )
     .await
     .expect("SQS pass-through");
@@ -396,7 +401,7 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
         ],
     };
     let ingest_envs = envs(ingest_cfg, 2, 0, &logs);
-    let worker_envs = envs(worker_cfg, WORKER_ENVS, 0, &logs);
+    let worker_envs = envs(worker_cfg, opts.worker_envs, 0, &logs);
 
     if let Some(f) = &opts.faults {
         sim.set_faults(f.clone());
@@ -1008,11 +1013,9 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nEnd-to-end pipeline: {} rows ({} bad), {} worker environments, batch 10, redrive after {} receives",
+        "\nEnd-to-end pipeline: {} rows ({} bad), worker batches of {BATCH_SIZE}, redrive after {MAX_RECEIVE} receives",
         data.rows.len(),
         data.rows.iter().filter(|r| matches!(r.expect, Expect::Reject(..))).count(),
-        WORKER_ENVS,
-        MAX_RECEIVE
     );
     let header: Vec<String> = runs.iter().map(|(r, _)| r.name.to_string()).collect();
     let _ = write!(out, "{:<36}", "");
@@ -1049,6 +1052,7 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
     });
     row("ingest S3 event attempts", &|r, _| r.ingest_async_attempts.to_string());
     row("control queue invocations", &|r, _| r.control.invocations.to_string());
+    row("worker environments", &|r, _| r.worker_envs.len().to_string());
     row("worker invocations", &|r, _| r.worker.invocations.to_string());
     row("worker cold starts", &|r, _| {
         r.worker_envs.iter().map(|e| e.cold_starts).sum::<u64>().to_string()
@@ -1155,6 +1159,7 @@ async fn pipeline_end_to_end() {
                 faults: None,
                 duplicate_every: None,
                 kills: 0,
+                worker_envs: WORKER_ENVS,
                 outage: None,
                 latency: Duration::ZERO,
             },
@@ -1184,6 +1189,7 @@ async fn pipeline_end_to_end() {
                 )),
                 duplicate_every: Some(10),
                 kills: 0,
+                worker_envs: WORKER_ENVS_FAULTS,
                 outage: Some(Duration::from_secs(6)),
                 latency: Duration::ZERO,
             },
@@ -1253,6 +1259,7 @@ async fn pipeline_end_to_end() {
                 faults: None,
                 duplicate_every: None,
                 kills: 3,
+                worker_envs: WORKER_ENVS,
                 outage: None,
                 latency: Duration::from_millis(15),
             },
