@@ -7,6 +7,10 @@
 //!   (`ApproximateReceiveCount >= max_receive_count`) they go to the DLQ as `retries_exhausted`.
 //! - A worker DLQ entry moved back to the work queue (re-drive) is processed as its original
 //!   request; an ingest DLQ entry is `invalid_message` again ([`redrive`]).
+//! - The invocation's deadline is kept ([`Worker::handle_event_until`]): what is not finished
+//!   [`DEADLINE_MARGIN`] before it is answered as a batch item failure (dead-lettered as
+//!   `retries_exhausted` on its last receive) instead of being lost with the whole batch when
+//!   Lambda stops the function, e.g. while Graph's `Retry-After` holds every request.
 //!
 //! [`setup::build_from_env`] builds the whole worker from the environment (the Lambda binary and
 //! the tests share it).
@@ -18,6 +22,7 @@ pub use setup::{build_from_env, build_from_lookup, build_with_options, SetupErro
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -34,6 +39,9 @@ use crate::reason::{Outcome, Reason};
 pub const STAGE: &str = "worker";
 /// Longest `detail` attribute; the full text is in the body.
 pub const MAX_DETAIL_ATTRIBUTE_CHARS: usize = 1000;
+/// Time kept before the invocation's deadline to answer, and to dead-letter what ran out of time
+/// on its last receive.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// A DLQ send that did not go through.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -417,6 +425,93 @@ impl Worker {
         let mut resp = SqsBatchResponse::default();
         resp.set_failures(batch_failures(&reports));
         resp
+    }
+
+    /// Lambda entry with the invocation's deadline: messages not finished [`DEADLINE_MARGIN`]
+    /// before it are batch item failures (see [`Worker::process_until`]).
+    pub async fn handle_event_until(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+        let messages: Vec<InboundMessage> =
+            event.records.iter().map(InboundMessage::from_sqs).collect();
+        let stop_at = deadline
+            .checked_sub(DEADLINE_MARGIN)
+            .unwrap_or_else(Instant::now);
+        let reports = self.process_until(messages, stop_at).await;
+        let mut resp = SqsBatchResponse::default();
+        resp.set_failures(batch_failures(&reports));
+        resp
+    }
+
+    /// [`Worker::process`], but only until `stop_at`: a message still in progress then is
+    /// abandoned (Graph writes already made stay; the next delivery plans from what it finds)
+    /// and reported as a retry, or dead-lettered as `retries_exhausted` on its last receive.
+    pub async fn process_until(
+        &self,
+        messages: Vec<InboundMessage>,
+        stop_at: Instant,
+    ) -> Vec<MessageReport> {
+        let mut slots: Vec<Option<MessageReport>> = vec![None; messages.len()];
+        {
+            let mut running = futures::stream::iter(messages.iter().enumerate())
+                .map(|(i, m)| async move { (i, self.process_one(m).await) })
+                .buffer_unordered(self.config.concurrency.max(1));
+            let _ = tokio::time::timeout_at(stop_at.into(), async {
+                while let Some((i, report)) = running.next().await {
+                    slots[i] = Some(report);
+                }
+            })
+            .await;
+        }
+        let mut reports = Vec::with_capacity(messages.len());
+        for (m, slot) in messages.iter().zip(slots) {
+            match slot {
+                Some(r) => reports.push(r),
+                None => reports.push(self.out_of_time(m).await),
+            }
+        }
+        reports
+    }
+
+    /// A message the invocation had no time left for.
+    async fn out_of_time(&self, m: &InboundMessage) -> MessageReport {
+        let (request, job, row, user) = salvage(&m.body);
+        let detail = format!(
+            "not finished before the invocation's deadline (receive {})",
+            m.receive_count
+        );
+        let disposition = if m.receive_count >= self.config.max_receive_count {
+            let entry = DlqEntry {
+                v: MESSAGE_VERSION,
+                reason: Reason::RetriesExhausted,
+                detail: detail.clone(),
+                job: job.clone(),
+                row,
+                column: None,
+                request,
+                stage: STAGE.to_string(),
+            };
+            self.dead_letter(entry).await
+        } else {
+            Disposition::Retry(Reason::RetriesExhausted)
+        };
+        let user = user.filter(|u| u.len() <= 113 && (is_upn(u) || is_guid(u)));
+        log_line(
+            m,
+            user.as_deref(),
+            row,
+            job.as_ref(),
+            disposition,
+            &detail,
+            &[],
+            false,
+        );
+        MessageReport {
+            message_id: m.message_id.clone(),
+            user,
+            row,
+            disposition,
+            result: None,
+            redriven: false,
+        }
     }
 
     /// Processes messages concurrently (at most `concurrency` at a time), in input order.

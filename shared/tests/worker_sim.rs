@@ -751,3 +751,61 @@ async fn the_engine_finds_the_ru_ceiling_without_a_429_storm() {
     assert!(learned.learned_window.is_some(), "{learned:?}");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_deadline_turns_unfinished_messages_into_retries() {
+    // Every Graph request takes 3 s; the invocation has 400 ms.
+    let sim = start_sim(SimConfig {
+        auto_create_users: true,
+        latency: Duration::from_secs(3),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client_for(&sim, &pem_secret(), test_options(2));
+    let (worker, dlq) = worker_for(client, 5);
+    let mut msgs: Vec<InboundMessage> = (0..3)
+        .map(|i| {
+            msg(
+                &format!("m{i}"),
+                body(
+                    &format!("late{i}@contoso.com"),
+                    json!({"mobile": M1}),
+                    json!({}),
+                    json!({"row": 10 + i}),
+                ),
+            )
+        })
+        .collect();
+    // The last one is on its last allowed receive.
+    msgs[2].receive_count = 5;
+    let start = std::time::Instant::now();
+    let reports = worker
+        .process_until(msgs, start + Duration::from_millis(400))
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.disposition).collect::<Vec<_>>(),
+        vec![
+            Disposition::Retry(Reason::RetriesExhausted),
+            Disposition::Retry(Reason::RetriesExhausted),
+            Disposition::DeadLettered(Reason::RetriesExhausted),
+        ]
+    );
+    assert_eq!(
+        mfa_preload_core::worker::batch_failures(&reports),
+        vec!["m0", "m1"]
+    );
+    let entries = dlq.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0.row, Some(12));
+    assert!(
+        entries[0].0.detail.contains("deadline"),
+        "{:?}",
+        entries[0].0
+    );
+    sim.shutdown().await;
+}

@@ -11,11 +11,14 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use mfa_preload_core::aws::clients::load_sdk_config;
+use mfa_preload_core::ingest::deadline_from_epoch_ms;
 use mfa_preload_core::worker::{build_from_env, Worker};
 
 async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-    // Permanent rejects went to the DLQ; only transient failures come back to SQS.
-    worker.handle_event(event.payload).await
+    // Permanent rejects went to the DLQ; only transient failures, and what the deadline left
+    // unfinished, come back to SQS.
+    let deadline = deadline_from_epoch_ms(event.context.deadline);
+    worker.handle_event_until(event.payload, deadline).await
 }
 
 #[tokio::main]
