@@ -149,9 +149,7 @@ impl Backpressure {
             held_ms: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
         });
-        let router = Router::new()
-            .fallback(forward)
-            .with_state(shared.clone());
+        let router = Router::new().fallback(forward).with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -209,7 +207,10 @@ mod tests {
     #[test]
     fn recognises_sends_to_the_queue() {
         let mut h = HeaderMap::new();
-        h.insert("x-amz-target", "AmazonSQS.SendMessageBatch".parse().unwrap());
+        h.insert(
+            "x-amz-target",
+            "AmazonSQS.SendMessageBatch".parse().unwrap(),
+        );
         let body = br#"{"QueueUrl":"http://q/1/work","Entries":[{"Id":"a"},{"Id":"b"}]}"#;
         assert_eq!(sends_to(&h, body, "http://q/1/work"), Some(2));
         assert_eq!(sends_to(&h, body, "http://q/1/other"), None);

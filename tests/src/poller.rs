@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -313,12 +314,8 @@ async fn receive_loop(
             continue;
         }
         shared.busy.fetch_add(1, Ordering::SeqCst);
-        let (sqs, cfg, shared, idle_tx) = (
-            sqs.clone(),
-            cfg.clone(),
-            shared.clone(),
-            idle_tx.clone(),
-        );
+        let (sqs, cfg, shared, idle_tx) =
+            (sqs.clone(), cfg.clone(), shared.clone(), idle_tx.clone());
         running.spawn(async move {
             handle_batch(&sqs, &cfg, &env, &shared, batch).await;
             shared.busy.fetch_sub(1, Ordering::SeqCst);

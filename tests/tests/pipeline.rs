@@ -210,8 +210,7 @@ fn batch_requests(event: &serde_json::Value) -> Vec<(String, Option<u64>)> {
         .map(|rs| {
             rs.iter()
                 .filter_map(|r| {
-                    let body: serde_json::Value =
-                        serde_json::from_str(r["body"].as_str()?).ok()?;
+                    let body: serde_json::Value = serde_json::from_str(r["body"].as_str()?).ok()?;
                     Some((body["user"].as_str()?.to_string(), body["row"].as_u64()))
                 })
                 .collect()
@@ -506,7 +505,13 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
     let mut report: Option<Report> = None;
     let until = Instant::now() + Duration::from_secs(120);
     while Instant::now() < until {
-        if let Ok(o) = s3.get_object().bucket(&bucket).key(&report_key).send().await {
+        if let Ok(o) = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&report_key)
+            .send()
+            .await
+        {
             if let Ok(b) = o.body.collect().await {
                 report = serde_json::from_slice(&b.into_bytes()).ok();
             }
@@ -641,7 +646,9 @@ fn outcome_rank(code: &str) -> usize {
 }
 
 fn sorted_counts(m: &BTreeMap<Reason, u64>) -> BTreeMap<String, u64> {
-    m.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect()
+    m.iter()
+        .map(|(r, n)| (r.as_str().to_string(), *n))
+        .collect()
 }
 
 /// The checks every run must pass. `strict`: no faults, so every row is handled on its first
@@ -746,10 +753,9 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
             (Expect::Reject(reason, _), None) => {
                 wrong.push(format!("row {}: missing from the DLQ ({reason})", spec.row))
             }
-            (Expect::Done(o), Some(v)) => wrong.push(format!(
-                "row {}: in the DLQ {v:?}, expected {o}",
-                spec.row
-            )),
+            (Expect::Done(o), Some(v)) => {
+                wrong.push(format!("row {}: in the DLQ {v:?}, expected {o}", spec.row))
+            }
             (Expect::Done(_), None) => {}
         }
     }
@@ -779,7 +785,10 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
         match spec.expect {
             Expect::Reject(_, Stage::Ingest) => {
                 if !lines.is_empty() {
-                    wrong.push(format!("row {}: rejected by the ingest but seen by the worker", spec.row));
+                    wrong.push(format!(
+                        "row {}: rejected by the ingest but seen by the worker",
+                        spec.row
+                    ));
                 }
             }
             Expect::Reject(reason, Stage::Worker) => {
@@ -787,7 +796,10 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
                     wrong.push(format!(
                         "row {}: worker lines {:?}, expected dead-lettered {reason}",
                         spec.row,
-                        lines.iter().map(|l| (&l.status, &l.code)).collect::<Vec<_>>()
+                        lines
+                            .iter()
+                            .map(|l| (&l.status, &l.code))
+                            .collect::<Vec<_>>()
                     ));
                 }
             }
@@ -796,7 +808,10 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
                     wrong.push(format!(
                         "row {}: never done ({:?}), expected {o}",
                         spec.row,
-                        lines.iter().map(|l| (&l.status, &l.code)).collect::<Vec<_>>()
+                        lines
+                            .iter()
+                            .map(|l| (&l.status, &l.code))
+                            .collect::<Vec<_>>()
                     ));
                     continue;
                 };
@@ -814,10 +829,17 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
                         && d.code != Outcome::SkippedExists.as_str()
                         && outcome_rank(&d.code) > outcome_rank(o.as_str()));
                 if !allowed {
-                    wrong.push(format!("row {}: outcome {}, expected {o}", spec.row, d.code));
+                    wrong.push(format!(
+                        "row {}: outcome {}, expected {o}",
+                        spec.row, d.code
+                    ));
                 }
                 if strict && lines.len() != 1 {
-                    wrong.push(format!("row {}: {} worker deliveries without faults", spec.row, lines.len()));
+                    wrong.push(format!(
+                        "row {}: {} worker deliveries without faults",
+                        spec.row,
+                        lines.len()
+                    ));
                 }
             }
         }
@@ -885,7 +907,11 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
     );
     let mut writes = run.writes.clone();
     writes.sort();
-    let twice: Vec<&Write> = writes.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+    let twice: Vec<&Write> = writes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| &w[0])
+        .collect();
     c.check(s, twice.is_empty(), || {
         format!(
             "{} writes made twice for the same change, e.g. {:?}",
@@ -1030,16 +1056,21 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
         }
         let _ = writeln!(out);
     };
-    let rep = |r: &Run, f: &dyn Fn(&Report) -> u64| r.report.as_ref().map(f).unwrap_or(0).to_string();
+    let rep =
+        |r: &Run, f: &dyn Fn(&Report) -> u64| r.report.as_ref().map(f).unwrap_or(0).to_string();
     row("rows read", &|r, _| rep(r, &|x| x.rows_read));
     row("enqueued", &|r, _| rep(r, &|x| x.enqueued));
-    row("rejected by ingest (DLQ)", &|r, _| rep(r, &|x| x.rejected_total));
+    row("rejected by ingest (DLQ)", &|r, _| {
+        rep(r, &|x| x.rejected_total)
+    });
     for o in Outcome::ALL {
         row(&format!("outcome {}", o.as_str()), &|_, t| {
             t.outcomes.get(o.as_str()).copied().unwrap_or(0).to_string()
         });
     }
-    row("rejected by worker (DLQ)", &|_, t| t.worker_dlq_rows.to_string());
+    row("rejected by worker (DLQ)", &|_, t| {
+        t.worker_dlq_rows.to_string()
+    });
     row("DLQ entries (distinct rows)", &|_, t| {
         format!("{} ({})", t.dlq_entries, t.dlq_distinct_rows)
     });
@@ -1050,26 +1081,54 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
             r.report.as_ref().map_or(0, |x| x.continuations)
         )
     });
-    row("ingest S3 event attempts", &|r, _| r.ingest_async_attempts.to_string());
-    row("control queue invocations", &|r, _| r.control.invocations.to_string());
-    row("worker environments", &|r, _| r.worker_envs.len().to_string());
-    row("worker invocations", &|r, _| r.worker.invocations.to_string());
-    row("worker cold starts", &|r, _| {
-        r.worker_envs.iter().map(|e| e.cold_starts).sum::<u64>().to_string()
+    row("ingest S3 event attempts", &|r, _| {
+        r.ingest_async_attempts.to_string()
     });
-    row("failed invocations (crash/timeout)", &|r, _| r.worker.failed_invocations.to_string());
+    row("control queue invocations", &|r, _| {
+        r.control.invocations.to_string()
+    });
+    row("worker environments", &|r, _| {
+        r.worker_envs.len().to_string()
+    });
+    row("worker invocations", &|r, _| {
+        r.worker.invocations.to_string()
+    });
+    row("worker cold starts", &|r, _| {
+        r.worker_envs
+            .iter()
+            .map(|e| e.cold_starts)
+            .sum::<u64>()
+            .to_string()
+    });
+    row("failed invocations (crash/timeout)", &|r, _| {
+        r.worker.failed_invocations.to_string()
+    });
     row("processes killed", &|r, _| r.kills.len().to_string());
-    row("messages delivered twice", &|r, _| r.worker.duplicates_delivered.to_string());
-    row("batch item failures", &|r, _| r.worker.batch_item_failures.to_string());
-    row("SQS redeliveries (retries)", &|r, _| r.worker.redeliveries.to_string());
-    row("rows not done on first delivery", &|_, t| t.rows_retried.to_string());
-    row("max receive count", &|r, _| r.worker.max_receive_count.to_string());
+    row("messages delivered twice", &|r, _| {
+        r.worker.duplicates_delivered.to_string()
+    });
+    row("batch item failures", &|r, _| {
+        r.worker.batch_item_failures.to_string()
+    });
+    row("SQS redeliveries (retries)", &|r, _| {
+        r.worker.redeliveries.to_string()
+    });
+    row("rows not done on first delivery", &|_, t| {
+        t.rows_retried.to_string()
+    });
+    row("max receive count", &|r, _| {
+        r.worker.max_receive_count.to_string()
+    });
     row("Graph outage began (msgs done)", &|r, _| {
         r.outage.map_or("-".into(), |o| o.at.to_string())
     });
     row("Graph requests", &|r, _| r.sim.requests.to_string());
-    row("Graph faults injected", &|r, _| r.sim.faults_injected.to_string());
-    row("Graph 429s from the budget", &|r, _| r.sim.throttled.to_string());
+    row("Graph faults injected", &|r, _| {
+        r.sim.faults_injected.to_string()
+    });
+    row("Graph 429s from the budget", &|r, _| {
+        r.sim.throttled.to_string()
+    });
     row("Graph writes", &|r, _| r.writes.len().to_string());
     row("token requests", &|r, _| r.token_requests.to_string());
     row("log lines captured", &|r, _| r.logs.len().to_string());
@@ -1080,7 +1139,11 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
             r.backpressure.held.as_secs_f64()
         )
     });
-    for phase in ["ingest S3 invocation", "report complete", "work queue drained"] {
+    for phase in [
+        "ingest S3 invocation",
+        "report complete",
+        "work queue drained",
+    ] {
         row(&format!("at {phase} (s)"), &|r, _| {
             r.phases
                 .iter()
@@ -1088,7 +1151,9 @@ fn summary(runs: &[(&Run, &Tally)], data: &Dataset, logs: &LogScan) -> String {
                 .map_or("-".into(), |(_, d)| format!("{:.1}", d.as_secs_f64()))
         });
     }
-    row("wall time (s)", &|r, _| format!("{:.1}", r.elapsed.as_secs_f64()));
+    row("wall time (s)", &|r, _| {
+        format!("{:.1}", r.elapsed.as_secs_f64())
+    });
     for (r, _) in runs {
         for (i, k) in r.kills.iter().enumerate() {
             let _ = writeln!(
@@ -1123,10 +1188,9 @@ fn summary_path() -> std::path::PathBuf {
 /// scans the logs of the runs that ran.
 fn scenarios() -> Vec<u32> {
     match std::env::var("E2E_SCENARIOS") {
-        Ok(v) if !v.trim().is_empty() => v
-            .split(',')
-            .filter_map(|x| x.trim().parse().ok())
-            .collect(),
+        Ok(v) if !v.trim().is_empty() => {
+            v.split(',').filter_map(|x| x.trim().parse().ok()).collect()
+        }
         _ => vec![1, 2, 3],
     }
 }
@@ -1233,7 +1297,8 @@ async fn pipeline_end_to_end() {
         // The outage sent messages back to the queue, and they came again.
         c.check(
             s,
-            two.outage.is_some_and(|o| o.faults > 0 && o.faults == o.requests)
+            two.outage
+                .is_some_and(|o| o.faults > 0 && o.faults == o.requests)
                 && two.worker.batch_item_failures > 0
                 && two.worker.redeliveries > 0
                 && t.rows_retried > 0,
@@ -1370,10 +1435,6 @@ fn same_end_as_clean(c: &mut Checks, s: &str, runs: &[(Run, Tally)], run: &Run) 
     a.sort();
     b.sort();
     c.check(s, a == b, || {
-        format!(
-            "writes differ from scenario 1 ({} vs {})",
-            b.len(),
-            a.len()
-        )
+        format!("writes differ from scenario 1 ({} vs {})", b.len(), a.len())
     });
 }

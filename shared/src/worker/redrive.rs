@@ -38,7 +38,9 @@ fn is_entry(v: &Map<String, Value>) -> bool {
 }
 
 fn reason_of(v: &Map<String, Value>) -> Option<Reason> {
-    v.get("reason").and_then(Value::as_str).and_then(Reason::parse)
+    v.get("reason")
+        .and_then(Value::as_str)
+        .and_then(Reason::parse)
 }
 
 /// Looks at a message body: a plain request, or a DLQ entry moved back to the work queue.
