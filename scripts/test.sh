@@ -3,7 +3,8 @@
 #   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv and shellcheck,
 #   2. checks formatting and clippy,
 #   3. starts the moto server (S3, SQS, Secrets Manager) on 127.0.0.1 on a free port,
-#   4. runs all Rust tests (unit, integration against moto and the Graph simulator, end to end),
+#   4. runs all Rust tests (unit, integration against moto and the Graph simulator), then the end
+#      to end pipeline test, which prints the counts of its scenarios,
 #   5. lints and scans template.yaml and shellchecks infra/ scripts,
 # and stops the moto server at the end.
 set -euo pipefail
@@ -67,8 +68,13 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 export AWS_EC2_METADATA_DISABLED=true
 echo "moto server on $AWS_ENDPOINT_URL"
 
-step "cargo test (all crates)"
-cargo test --release --workspace --quiet -- --test-threads 2
+step "cargo test (all crates; the end-to-end pipeline apart)"
+cargo test --release --workspace --quiet -- --test-threads 2 --skip pipeline_end_to_end
+
+step "end to end: the ingest and worker binaries through the Lambda Runtime API (counts below)"
+# The test runs the release binaries built above; it fails if they are older than their sources.
+cargo build --release -p ingest -p worker --quiet
+cargo test --release -p e2e-tests --test pipeline --quiet -- --nocapture
 
 step "template.yaml: cfn-lint and checkov; infra scripts: shellcheck"
 PATH="$venv/bin:$PATH" bash "$root/infra/check-template.sh"

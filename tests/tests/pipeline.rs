@@ -13,7 +13,12 @@
 //!    number.
 //!
 //! The counts of each scenario are printed at the end (`cargo test -p e2e-tests --test pipeline
-//! -- --nocapture` shows them; `scripts/test.sh` prints them from `target/e2e-summary.txt`).
+//! -- --nocapture` shows them, as `scripts/test.sh` runs it) and written to
+//! `target/e2e-summary.txt`.
+//!
+//! The release binaries must be built first (`cargo build --release -p ingest -p worker`); the
+//! test fails when they are older than their sources. `E2E_ROWS`, `E2E_SCENARIOS` (e.g. `1,3`),
+//! `E2E_LOG_DIR` and `E2E_ECHO_LOGS` help when working on it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
