@@ -384,7 +384,8 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             ("DLQ_URL".into(), queues.dlq_url.clone()),
             ("CONTROL_QUEUE_URL".into(), control_url.clone()),
             ("DEFAULT_COUNTRY".into(), "NL".into()),
-            // A few seconds per invocation, so a 5,000-row file takes continuations.
+            // An invocation reads at least one step (5,000 rows), then stops after 2 s: the
+            // end of the file comes in a continuation from the control queue.
             ("INGEST_TIME_BUDGET_SECONDS".into(), "2".into()),
             ("INGEST_SAFETY_MARGIN_SECONDS".into(), "2".into()),
             ("RUST_LOG".into(), "info".into()),
@@ -685,6 +686,19 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
             format!(
                 "report does not add up: enqueued {} + rejected {} != rows {} (pending {})",
                 report.enqueued, report.rejected_total, report.rows_read, report.pending
+            )
+        },
+    );
+    // Continuations went through the FIFO control queue to the ingest.
+    c.check(
+        s,
+        report.invocations == report.continuations + 1
+            && run.control.invocations >= u64::from(report.continuations)
+            && (data.rows.len() < ROWS || report.continuations >= 1),
+        || {
+            format!(
+                "{} ingest invocations, {} continuations, {} control queue invocations",
+                report.invocations, report.continuations, run.control.invocations
             )
         },
     );
