@@ -162,18 +162,6 @@ fn worker_lines(logs: &LogBuffer, bucket: &str) -> Vec<WorkerLine> {
     out
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn")
-}
-
 /// The FIFO control queue with its own FIFO DLQ (3 receives), as in the template.
 async fn create_control_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
     let dlq = sqs
