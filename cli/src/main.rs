@@ -1,1 +1,101 @@
-fn main() {}
+//! `mfa-preload`: the command-line tool. It runs the same engine as the Lambda functions:
+//! `check` (no network), `plan` (reads only), `apply`, `export`; `--simulate` runs any of them
+//! against an in-process Graph simulator.
+
+mod apply;
+mod args;
+mod check;
+mod connect;
+mod excel;
+mod export;
+mod input;
+mod plan;
+mod progress;
+mod report;
+mod results;
+mod simulate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Exit code of usage, configuration and I/O errors.
+const EXIT_USAGE: u8 = 2;
+
+/// A failure that ends the command with exit code 2: bad arguments, configuration, unreadable
+/// or unusable files.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+}
+
+impl Failure {
+    pub fn io(path: &Path, e: std::io::Error) -> Failure {
+        Failure::Usage(format!("{}: {e}", path.display()))
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Check { input, rejects } => check::run(&input, rejects).await,
+        Command::Plan { input, out, run } => plan::run(&cli.graph, &input, out, &run).await,
+        Command::Apply {
+            input,
+            results,
+            resume,
+            overwrite,
+            run,
+        } => {
+            let opts = apply::Options {
+                results,
+                resume,
+                overwrite,
+            };
+            apply::run(&cli.graph, &input, opts, &run).await
+        }
+        Command::Export {
+            users,
+            out,
+            map,
+            concurrency,
+        } => {
+            let opts = export::Options {
+                users,
+                out,
+                map,
+                concurrency,
+            };
+            export::run(&cli.graph, opts).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    mfa_preload_core::logging::init_cli();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(f) => {
+            eprintln!("error: {f}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

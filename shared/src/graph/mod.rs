@@ -9,6 +9,7 @@ pub mod limiter;
 pub mod phone_methods;
 pub mod retry;
 pub mod sign_in_preferences;
+pub mod users;
 
 pub use auth::{AccessToken, CertificateExpiry, Credentials, CredentialsError, TokenProvider};
 pub use client::{ClientOptions, ClientStats, GraphClient};
@@ -19,3 +20,4 @@ pub use phone_methods::{
     PhoneMethod, PhoneType, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };
 pub use sign_in_preferences::SignInPreferences;
+pub use users::{DirectoryUser, UsersPage};

@@ -1,0 +1,133 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Bulk pre-registration of Entra ID MFA/SSPR phone and email methods through Microsoft Graph.
+#[derive(Debug, Parser)]
+#[command(name = "mfa-preload", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate and normalise a file without calling Graph; write the rejected rows to a CSV.
+    Check {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Where the rejected rows go (default: FILE-stem.rejects.csv in the current directory).
+        #[arg(long, value_name = "PATH")]
+        rejects: Option<PathBuf>,
+    },
+    /// Show, per user, the writes `apply` would make (reads only).
+    Plan {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Also write the plan as CSV.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Make the changes in Graph; one results row per input row.
+    Apply {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Results CSV (default: FILE-stem.results.csv in the current directory).
+        #[arg(long, value_name = "PATH", conflicts_with = "resume")]
+        results: Option<PathBuf>,
+        /// Continue an earlier, interrupted run: rows already in RESULTS are skipped (rows that
+        /// failed transiently are tried again) and the rest are appended to it.
+        #[arg(long, value_name = "RESULTS")]
+        resume: Option<PathBuf>,
+        /// Replace an existing results file.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Export the current phone and email methods of users as CSV.
+    Export {
+        /// A CSV with a user column (e.g. an input file); without it every user is listed.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// Output CSV (default: standard output).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Extra header names of the users file, as for the other commands.
+        #[arg(long = "map", value_name = "THEIRS=OURS")]
+        map: Vec<String>,
+        /// Users read at the same time.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
+}
+
+/// The input file and how to read it.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The CSV file (SPEC section 2 headers, `,` or `;`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// ISO 3166 alpha-2 country for national numbers (e.g. NL); unset: national numbers are refused.
+    #[arg(long, env = "DEFAULT_COUNTRY", value_name = "CC")]
+    pub default_country: Option<String>,
+    /// Extra header name: "Their Header=ours" (a field name, an accepted header, or ignore). Repeatable.
+    #[arg(long = "map", value_name = "THEIRS=OURS")]
+    pub map: Vec<String>,
+}
+
+/// Tuning of commands that call Graph per user.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Users worked on at the same time (the Graph client also adapts to throttling).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Result rows printed after the summary.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub show: usize,
+}
+
+/// Where Graph is and who we are.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The app credentials JSON (the worker's secret: tenantId, clientId, certificatePem +
+    /// privateKeyPem, or pfxBase64 + pfxPassword).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Directory (tenant) id, with --client-id, --certificate and --private-key.
+    #[arg(long, global = true, value_name = "ID")]
+    pub tenant_id: Option<String>,
+    /// Application (client) id.
+    #[arg(long, global = true, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The app certificate (PEM).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub certificate: Option<PathBuf>,
+    /// The certificate's private key (PEM, PKCS#8 or PKCS#1).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub private_key: Option<PathBuf>,
+    /// National cloud: global, usgov, usgovdod, china (GRAPH_BASE_URL / LOGIN_BASE_URL override).
+    #[arg(long, global = true, env = "GRAPH_CLOUD", value_name = "CLOUD")]
+    pub cloud: Option<String>,
+    /// Run against an in-process Graph simulator seeded with the file's users (no real tenant).
+    #[arg(long, global = true)]
+    pub simulate: bool,
+    /// Simulator state file: loaded if present (instead of seeding), saved at the end.
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub simulate_state: Option<PathBuf>,
+    /// Simulator latency per request.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "MFA_PRELOAD_SIM_LATENCY_MS",
+        value_name = "MS"
+    )]
+    pub sim_latency_ms: Option<u64>,
+}

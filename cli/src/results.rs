@@ -1,0 +1,207 @@
+//! The results CSV of `apply`: one row per input row (row, user, outcome, reason, detail),
+//! written and flushed as rows finish, and read back by `--resume`.
+
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use mfa_preload_core::apply::UserResult;
+use mfa_preload_core::csv::RowError;
+
+use crate::excel::{excel_safe, SafeCsv};
+use crate::input::InputRow;
+use crate::Failure;
+
+pub const RESULTS_HEADER: [&str; 5] = ["row", "user", "outcome", "reason", "detail"];
+
+/// Outcome of a row rejected for good (validation or Graph's refusal).
+pub const REJECTED: &str = "rejected";
+/// Outcome of a row that failed transiently (throttling, 5xx, network, token): `--resume`
+/// tries it again.
+pub const FAILED: &str = "failed";
+
+/// One results row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub row: u64,
+    pub user: String,
+    /// created, updated, deleted, unchanged, skipped_exists, rejected or failed.
+    pub outcome: String,
+    /// The reason code for rejected and failed rows.
+    pub reason: String,
+    /// Human detail (numbers masked by the library).
+    pub detail: String,
+}
+
+impl ResultRow {
+    pub fn rejected(user: &str, e: &RowError) -> ResultRow {
+        let detail = match &e.column {
+            Some(c) => format!("column '{c}': {}", e.detail),
+            None => e.detail.clone(),
+        };
+        ResultRow {
+            row: e.row,
+            user: user.to_string(),
+            outcome: REJECTED.into(),
+            reason: e.reason.as_str().into(),
+            detail,
+        }
+    }
+
+    /// A checked input row: `ok_outcome` for valid rows, else its rejection.
+    pub fn from_input(r: &InputRow, ok_outcome: &str) -> ResultRow {
+        match &r.status {
+            Ok(_) => ResultRow {
+                row: r.row,
+                user: r.user.clone(),
+                outcome: ok_outcome.into(),
+                reason: String::new(),
+                detail: String::new(),
+            },
+            Err(e) => ResultRow::rejected(&r.user, e),
+        }
+    }
+
+    pub fn from_user_result(row: u64, user: &str, res: &UserResult) -> ResultRow {
+        let mut detail = res.detail();
+        if !res.actions.is_empty() {
+            if !detail.is_empty() {
+                detail.push_str("; ");
+            }
+            detail.push_str("writes: ");
+            detail.push_str(&res.actions.join(", "));
+        }
+        let (outcome, reason) = match &res.outcome {
+            Ok(o) => (o.as_str().to_string(), String::new()),
+            Err(r) => (
+                if res.transient { FAILED } else { REJECTED }.to_string(),
+                r.reason.as_str().to_string(),
+            ),
+        };
+        ResultRow {
+            row,
+            user: user.to_string(),
+            outcome,
+            reason,
+            detail,
+        }
+    }
+
+    /// Done for good: `--resume` keeps it and does not touch the user again.
+    pub fn is_final(&self) -> bool {
+        self.outcome != FAILED
+    }
+
+    fn cells(&self) -> [String; 5] {
+        [
+            self.row.to_string(),
+            self.user.clone(),
+            self.outcome.clone(),
+            self.reason.clone(),
+            self.detail.clone(),
+        ]
+    }
+
+    /// Whether this row was written for `user` (cells are stored Excel-safe).
+    pub fn is_for_user(&self, user: &str) -> bool {
+        self.user == user || self.user == excel_safe(user)
+    }
+}
+
+/// Appends rows to a results file, flushing each one.
+pub struct ResultsWriter {
+    path: PathBuf,
+    w: SafeCsv<BufWriter<File>>,
+}
+
+impl ResultsWriter {
+    /// A new file with the header; an existing file is refused unless `overwrite`.
+    pub fn create(path: &Path, overwrite: bool) -> Result<ResultsWriter, Failure> {
+        if path.exists() && !overwrite {
+            return Err(Failure::Usage(format!(
+                "{} exists: continue it with --resume {}, choose another --results, or pass --overwrite",
+                path.display(),
+                path.display()
+            )));
+        }
+        let file = File::create(path).map_err(|e| Failure::io(path, e))?;
+        let mut w = ResultsWriter {
+            path: path.to_path_buf(),
+            w: SafeCsv::new(BufWriter::new(file)),
+        };
+        w.write_cells(RESULTS_HEADER)?;
+        Ok(w)
+    }
+
+    /// Opens an existing results file for appending.
+    pub fn append(path: &Path) -> Result<ResultsWriter, Failure> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Failure::io(path, e))?;
+        Ok(ResultsWriter {
+            path: path.to_path_buf(),
+            w: SafeCsv::new(BufWriter::new(file)),
+        })
+    }
+
+    fn write_cells<I, S>(&mut self, cells: I) -> Result<(), Failure>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let path = self.path.clone();
+        self.w
+            .record(cells)
+            .map_err(|e| Failure::Usage(format!("writing {}: {e}", path.display())))?;
+        self.w.flush().map_err(|e| Failure::io(&path, e))
+    }
+
+    pub fn write(&mut self, r: &ResultRow) -> Result<(), Failure> {
+        self.write_cells(r.cells())
+    }
+}
+
+/// Reads a results file written by [`ResultsWriter`].
+pub fn read(path: &Path) -> Result<Vec<ResultRow>, Failure> {
+    let bad = |why: String| Failure::Usage(format!("{}: {why}", path.display()));
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| bad(e.to_string()))?;
+    let header = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
+    if header.iter().collect::<Vec<_>>() != RESULTS_HEADER {
+        return Err(bad(format!(
+            "not a results file (header must be {})",
+            RESULTS_HEADER.join(",")
+        )));
+    }
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        let cell = |i: usize| rec.get(i).unwrap_or("").to_string();
+        let row = cell(0)
+            .parse::<u64>()
+            .map_err(|_| bad(format!("'{}' is not a row number", cell(0))))?;
+        out.push(ResultRow {
+            row,
+            user: cell(1),
+            outcome: cell(2),
+            reason: cell(3),
+            detail: cell(4),
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces `path` with exactly `rows` (through a temporary file and a rename).
+pub fn rewrite(path: &Path, rows: &[ResultRow]) -> Result<(), Failure> {
+    let tmp = path.with_extension("csv.tmp");
+    {
+        let mut w = ResultsWriter::create(&tmp, true)?;
+        for r in rows {
+            w.write(r)?;
+        }
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Failure::io(path, e))
+}

@@ -1,0 +1,77 @@
+//! `GET /users` (v1.0), paged with `@odata.nextLink`: the user list the CLI's export walks.
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::graph::client::{Api, Call, GraphClient, Target};
+use crate::graph::error::GraphError;
+
+/// Users per page asked for (Graph allows up to 999).
+pub const USERS_PAGE_SIZE: u32 = 999;
+
+/// One user of the listing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+/// One page and where the next one is (a path after `/v1.0/`, or `None` on the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersPage {
+    pub users: Vec<DirectoryUser>,
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageBody {
+    #[serde(default)]
+    value: Vec<DirectoryUser>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+impl GraphClient {
+    /// The first page (`next = None`) or the page at `next` from an earlier [`UsersPage`].
+    pub async fn list_users_page(&self, next: Option<&str>) -> Result<UsersPage, GraphError> {
+        let path = match next {
+            Some(p) => p.to_string(),
+            None => format!("users?$select=id,userPrincipalName&$top={USERS_PAGE_SIZE}"),
+        };
+        let body = self
+            .execute(Call {
+                method: Method::GET,
+                api: Api::V1,
+                path,
+                body: None,
+                target: Target::User,
+            })
+            .await?
+            .ok_or_else(|| GraphError::InvalidResponse("users: empty body".into()))?;
+        let page: PageBody = serde_json::from_value(body)
+            .map_err(|e| GraphError::InvalidResponse(format!("users: {e}")))?;
+        let next = match page.next_link {
+            None => None,
+            Some(link) => Some(self.relative_v1_path(&link)?),
+        };
+        Ok(UsersPage {
+            users: page.value,
+            next,
+        })
+    }
+
+    /// `@odata.nextLink` is absolute; only links to this client's Graph `/v1.0/` are followed.
+    fn relative_v1_path(&self, link: &str) -> Result<String, GraphError> {
+        let prefix = format!("{}/v1.0/", self.settings().graph_base_url);
+        link.strip_prefix(&prefix)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                GraphError::InvalidResponse(format!(
+                    "users: @odata.nextLink does not start with {prefix}"
+                ))
+            })
+    }
+}
