@@ -199,7 +199,7 @@ pub async fn run(
         let left = todo.len() - started;
         println!();
         println!(
-            "interrupted: {left} rows not started. Continue with: mfa-preload apply {} --resume {}",
+            "interrupted: {left} rows not started. Continue with the same options and: mfa-preload apply {} --resume {}",
             args.file.display(),
             path.display()
         );

@@ -65,6 +65,9 @@ pub enum Command {
         /// Users read at the same time.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
         concurrency: u16,
+        /// Users per page when listing every user.
+        #[arg(long, hide = true, default_value_t = 999, value_parser = clap::value_parser!(u32).range(1..=999))]
+        page_size: u32,
     },
 }
 

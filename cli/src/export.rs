@@ -30,6 +30,7 @@ pub struct Options {
     pub out: Option<PathBuf>,
     pub map: Vec<String>,
     pub concurrency: u16,
+    pub page_size: u32,
 }
 
 #[derive(Default)]
@@ -57,12 +58,12 @@ async fn methods_of(client: &GraphClient, user: &str) -> Result<Exported, GraphE
 }
 
 /// Every user (UPN, or the object id when there is none), page by page.
-async fn all_users(client: &GraphClient) -> Result<Vec<String>, Failure> {
+async fn all_users(client: &GraphClient, page_size: u32) -> Result<Vec<String>, Failure> {
     let mut users = Vec::new();
     let mut next: Option<String> = None;
     loop {
         let page = client
-            .list_users_page(next.as_deref())
+            .list_users_page(next.as_deref(), page_size)
             .await
             .map_err(|e| Failure::Usage(format!("listing users: {e}")))?;
         users.extend(
@@ -102,7 +103,7 @@ pub async fn run(graph: &GraphArgs, opts: Options) -> Result<u8, Failure> {
     let session = Session::open(graph, &seed).await?;
     let users = match listed {
         Some(u) => u,
-        None => all_users(&session.client).await?,
+        None => all_users(&session.client, opts.page_size).await?,
     };
     let client = session.client.clone();
     let rows: Vec<(String, Result<Exported, GraphError>)> = stream::iter(users)

@@ -64,12 +64,14 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             out,
             map,
             concurrency,
+            page_size,
         } => {
             let opts = export::Options {
                 users,
                 out,
                 map,
                 concurrency,
+                page_size,
             };
             export::run(&cli.graph, opts).await
         }

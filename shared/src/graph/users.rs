@@ -6,8 +6,8 @@ use serde::Deserialize;
 use crate::graph::client::{Api, Call, GraphClient, Target};
 use crate::graph::error::GraphError;
 
-/// Users per page asked for (Graph allows up to 999).
-pub const USERS_PAGE_SIZE: u32 = 999;
+/// Most users per page Graph returns (`$top`).
+pub const MAX_USERS_PAGE_SIZE: u32 = 999;
 
 /// One user of the listing.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -35,11 +35,19 @@ struct PageBody {
 }
 
 impl GraphClient {
-    /// The first page (`next = None`) or the page at `next` from an earlier [`UsersPage`].
-    pub async fn list_users_page(&self, next: Option<&str>) -> Result<UsersPage, GraphError> {
+    /// The first page of at most `top` users (`next = None`; `top` is kept within
+    /// 1..=[`MAX_USERS_PAGE_SIZE`]), or the page at `next` from an earlier [`UsersPage`].
+    pub async fn list_users_page(
+        &self,
+        next: Option<&str>,
+        top: u32,
+    ) -> Result<UsersPage, GraphError> {
         let path = match next {
             Some(p) => p.to_string(),
-            None => format!("users?$select=id,userPrincipalName&$top={USERS_PAGE_SIZE}"),
+            None => format!(
+                "users?$select=id,userPrincipalName&$top={}",
+                top.clamp(1, MAX_USERS_PAGE_SIZE)
+            ),
         };
         let body = self
             .execute(Call {
