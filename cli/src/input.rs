@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mfa_preload_core::csv::{ColumnMapping, CsvReader, Field, HeaderError, Layout, MappingError, RowError};
+use mfa_preload_core::csv::{
+    ColumnMapping, CsvReader, Field, HeaderError, Layout, MappingError, RowError,
+};
 use mfa_preload_core::phone::{parse_country, PhoneError};
 use mfa_preload_core::validate::{validate, Settings, ValidRow};
 use mfa_preload_core::Reason;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt};
 use mfa_preload_core::apply::read_current;
-use mfa_preload_core::plan::plan;
+use mfa_preload_core::plan::{plan, Action};
 
 use crate::apply::cli_job;
 use crate::args::{GraphArgs, InputArgs, RunArgs};
@@ -24,11 +24,7 @@ struct PlanRow {
     writes: Vec<String>,
 }
 
-async fn plan_row(
-    session: &Session,
-    job: &mfa_preload_core::Job,
-    r: &InputRow,
-) -> PlanRow {
+async fn plan_row(session: &Session, job: &mfa_preload_core::Job, r: &InputRow) -> PlanRow {
     let valid = match &r.status {
         Err(e) => {
             return PlanRow {
@@ -56,8 +52,25 @@ async fn plan_row(
                 writes: Vec::new(),
             }
         }
-        Ok(current) => {
-            let p = plan(&current, &req);
+        Ok(mut current) => {
+            let mut p = plan(&current, &req);
+            // The default method is read only when a request sets one; a dry run also reads it
+            // when a phone would be deleted, so a default_method_conflict shows in the plan.
+            let deletes = p
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::DeletePhone { .. }));
+            if deletes && current.default_method.is_none() {
+                match session.client.get_sign_in_preferences(&req.user).await {
+                    Ok(prefs) => {
+                        current.default_method = prefs
+                            .user_preferred_method_for_secondary_authentication
+                            .filter(|d| !d.trim().is_empty());
+                        p = plan(&current, &req);
+                    }
+                    Err(e) => tracing::warn!(row = r.row, error = %e, "default method not read"),
+                }
+            }
             let writes: Vec<String> = p.actions.iter().map(|a| a.label()).collect();
             match p.outcome() {
                 Ok(o) => result.outcome = o.as_str().into(),
@@ -109,7 +122,7 @@ pub async fn run(
                 r.user.clone(),
                 r.outcome.clone(),
                 r.reason.clone(),
-                p.writes.join(" "),
+                p.writes.join(", "),
                 r.detail.clone(),
             ])
             .map_err(err)?;
@@ -135,7 +148,10 @@ pub async fn run(
             r
         })
         .collect();
-    tally.print(&format!("plan for {} (nothing written)", args.file.display()));
+    tally.print(&format!(
+        "plan for {} (nothing written)",
+        args.file.display()
+    ));
     println!("  {:<32} {:>8}", "Graph writes planned", writes);
     report::print_rows(&table, tuning.show);
     if let Some(p) = &out {

@@ -245,7 +245,8 @@ mod tests {
             sms_sign_in: None,
             default_method: None,
         };
-        let shape = |u: Option<SeedUser>| u.map(|u| (u.mobile, u.office, u.email, u.default_method));
+        let shape =
+            |u: Option<SeedUser>| u.map(|u| (u.mobile, u.office, u.email, u.default_method));
         let a = shape(seed_for(&mk("a@contoso.com")));
         assert_eq!(a, shape(seed_for(&mk("A@Contoso.com"))));
         let kinds: std::collections::HashSet<u64> = (0..200)

@@ -144,7 +144,12 @@ fn unusable_header_and_missing_file_exit_two_naming_the_problem() {
     assert!(stderr(&o).contains("no-such-file.csv"), "{}", stderr(&o));
 
     let o = run(
-        &["check", s(&fixture("community-format.csv")), "--map", "nonsense"],
+        &[
+            "check",
+            s(&fixture("community-format.csv")),
+            "--map",
+            "nonsense",
+        ],
         dir.path(),
     );
     assert_eq!(code(&o), 2);
