@@ -145,6 +145,10 @@ pub async fn run(
     let mut interrupted = false;
     for r in &todo {
         while tasks.try_join_next().is_some() {}
+        if tx.is_closed() {
+            // The results writer failed: start nothing that could not be recorded.
+            break;
+        }
         if *cancel.borrow() {
             interrupted = true;
             break;

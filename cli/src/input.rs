@@ -186,3 +186,76 @@ pub fn default_output(input: &Path, what: &str) -> PathBuf {
         .unwrap_or_else(|| "input".into());
     PathBuf::from(format!("{stem}.{what}.csv"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_text(text: &str) -> Input {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.csv");
+        std::fs::write(&p, text).unwrap();
+        read(&p, &Settings::default(), &ColumnMapping::default())
+            .await
+            .unwrap()
+    }
+
+    fn reasons(input: &Input) -> Vec<(u64, Option<Reason>)> {
+        input
+            .rows
+            .iter()
+            .map(|r| (r.row, r.status.as_ref().err().map(|e| e.reason)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_users_first_row_claims_it_even_when_rejected() {
+        let input = read_text(
+            "UPN,Mobile\nA@contoso.com,not a number\na@contoso.com,+31 612345678\nb@contoso.com,+31 612345679\n",
+        )
+        .await;
+        assert_eq!(
+            reasons(&input),
+            vec![
+                (2, Some(Reason::InvalidPhoneNumber)),
+                (3, Some(Reason::DuplicateUserInFile)),
+                (4, None)
+            ]
+        );
+        let dup = input.rows[1].status.as_ref().unwrap_err();
+        assert_eq!(dup.column.as_deref(), Some("UPN"));
+        assert!(dup.detail.contains("row 2"), "{}", dup.detail);
+        assert_eq!(input.rows[1].user, "a@contoso.com");
+    }
+
+    #[tokio::test]
+    async fn one_sms_sign_in_number_per_accepted_row() {
+        let input = read_text(
+            "UPN,Mobile,SmsSignIn\n\
+             a@contoso.com,+31 612345678,enable\n\
+             b@contoso.com,+31 6 1234 5678,enable\n\
+             c@contoso.com,+31 612345678,\n\
+             d@contoso.com,+31 612345670,enable\n",
+        )
+        .await;
+        assert_eq!(
+            reasons(&input),
+            vec![
+                (2, None),
+                (3, Some(Reason::SmsSigninNumberNotUnique)),
+                (4, None),
+                (5, None)
+            ]
+        );
+        let e = input.rows[1].status.as_ref().unwrap_err();
+        assert!(!e.detail.contains("612345678"), "masked: {}", e.detail);
+    }
+
+    #[test]
+    fn default_outputs_are_named_after_the_input() {
+        assert_eq!(
+            default_output(Path::new("/data/in/users.csv"), "rejects"),
+            PathBuf::from("users.rejects.csv")
+        );
+    }
+}

@@ -205,3 +205,64 @@ pub fn rewrite(path: &Path, rows: &[ResultRow]) -> Result<(), Failure> {
     }
     std::fs::rename(&tmp, path).map_err(|e| Failure::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u64, user: &str, outcome: &str) -> ResultRow {
+        ResultRow {
+            row: n,
+            user: user.into(),
+            outcome: outcome.into(),
+            reason: if outcome == FAILED {
+                "retries_exhausted".into()
+            } else {
+                String::new()
+            },
+            detail: "mobile=created; writes: mobile:create(+31 612***678)".into(),
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_excel_safe_and_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        {
+            let mut w = ResultsWriter::create(&p, false).unwrap();
+            w.write(&row(2, "=evil@contoso.com", "created")).unwrap();
+            w.write(&row(3, "b@contoso.com", FAILED)).unwrap();
+        }
+        assert!(
+            ResultsWriter::create(&p, false).is_err(),
+            "no silent overwrite"
+        );
+        ResultsWriter::append(&p)
+            .unwrap()
+            .write(&row(4, "c@contoso.com", "unchanged"))
+            .unwrap();
+        let back = read(&p).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0].user, "'=evil@contoso.com");
+        assert!(back[0].is_for_user("=evil@contoso.com"));
+        assert!(back[0].is_final());
+        assert!(!back[1].is_final());
+        assert_eq!(back[2], row(4, "c@contoso.com", "unchanged"));
+
+        rewrite(&p, &back[..1]).unwrap();
+        let again = read(&p).unwrap();
+        assert_eq!(
+            again,
+            back[..1].to_vec(),
+            "rewriting does not add quotes twice"
+        );
+    }
+
+    #[test]
+    fn other_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "UPN,Mobile\na@b.c,+1 5555551234\n").unwrap();
+        assert!(read(&p).is_err());
+    }
+}
