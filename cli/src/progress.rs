@@ -27,9 +27,15 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:40}] {pos}/{len} rows, {per_sec}, ETA {eta}",
+                "{prefix} [{bar:30}] {pos}/{len} rows, {rate}, ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1} rows/s", s.per_sec());
+                },
+            )
             .progress_chars("=> ");
             b.set_style(style);
             b.set_prefix(label);
