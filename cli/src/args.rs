@@ -62,6 +62,9 @@ pub enum Command {
         /// Extra header names of the users file, as for the other commands.
         #[arg(long = "map", value_name = "THEIRS=OURS")]
         map: Vec<String>,
+        /// Country for national numbers in the users file (used to seed --simulate).
+        #[arg(long, env = "DEFAULT_COUNTRY", value_name = "CC")]
+        default_country: Option<String>,
         /// Users read at the same time.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
         concurrency: u16,

@@ -5,11 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt};
-use mfa_preload_core::csv::ColumnMapping;
 use mfa_preload_core::graph::{GraphClient, GraphError, PhoneType};
-use mfa_preload_core::validate::Settings;
 
-use crate::args::GraphArgs;
+use crate::args::{GraphArgs, InputArgs};
 use crate::connect::Session;
 use crate::excel::SafeCsv;
 use crate::input;
@@ -28,7 +26,8 @@ pub const EXPORT_HEADER: [&str; 7] = [
 pub struct Options {
     pub users: Option<PathBuf>,
     pub out: Option<PathBuf>,
-    pub map: Vec<String>,
+    /// `--map` and `--default-country` for the users file (its `file` is not used).
+    pub input: InputArgs,
     pub concurrency: u16,
     pub page_size: u32,
 }
@@ -81,8 +80,8 @@ async fn all_users(client: &GraphClient, page_size: u32) -> Result<Vec<String>, 
 pub async fn run(graph: &GraphArgs, opts: Options) -> Result<u8, Failure> {
     let (listed, input) = match &opts.users {
         Some(path) => {
-            let mapping = ColumnMapping::parse(&opts.map).map_err(input::InputError::from)?;
-            let input = input::read(path, &Settings::default(), &mapping).await?;
+            let (settings, mapping) = input::options(&opts.input)?;
+            let input = input::read(path, &settings, &mapping).await?;
             let mut seen = HashSet::new();
             let mut users = Vec::new();
             for r in &input.rows {

@@ -63,13 +63,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             users,
             out,
             map,
+            default_country,
             concurrency,
             page_size,
         } => {
             let opts = export::Options {
                 users,
                 out,
-                map,
+                input: args::InputArgs {
+                    file: Default::default(),
+                    default_country,
+                    map,
+                },
                 concurrency,
                 page_size,
             };
