@@ -77,7 +77,7 @@ pub enum Command {
 /// The input file and how to read it.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// The CSV file (SPEC section 2 headers, `,` or `;`).
+    /// The CSV file: a header row (UPN, Mobile, OfficePhone, AlternateMobile, Email, ForcedUpdate, ...), `,` or `;`.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// ISO 3166 alpha-2 country for national numbers (e.g. NL); unset: national numbers are refused.
@@ -101,6 +101,7 @@ pub struct RunArgs {
 
 /// Where Graph is and who we are.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Graph connection (any command)")]
 pub struct GraphArgs {
     /// The app credentials JSON (the worker's secret: tenantId, clientId, certificatePem +
     /// privateKeyPem, or pfxBase64 + pfxPassword).
