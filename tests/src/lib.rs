@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` starts, throwaway buckets/queues/secrets, and queue draining.
 
 pub mod backpressure;
+pub mod collector;
 pub mod dataset;
 pub mod lambda_rt;
 pub mod poller;

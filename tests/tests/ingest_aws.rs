@@ -2,9 +2,11 @@
 //! uploaded to a bucket, the handler called with real S3 event JSON, continuations taken from a
 //! FIFO control queue the way Lambda's event source does, and the work queue and DLQ read back.
 
+use e2e_tests::backpressure::Backpressure;
+use e2e_tests::collector::Collector;
 use e2e_tests::{
-    create_bucket, create_fifo_queue, create_queues, drain, queue_arn, repo_path, s3_client,
-    s3_put_event, sdk_config, sqs_event_json, unique, Queues, Received,
+    create_bucket, create_fifo_queue, create_queues, drain, moto_endpoint, queue_arn, repo_path,
+    s3_client, s3_put_event, sdk_config, sqs_event_json, unique, Queues, Received,
 };
 use mfa_preload_core::aws::s3::ObjectStore;
 use mfa_preload_core::ingest::driver::S3Source;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 
 struct Rig {
+    cfg: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     sqs: aws_sdk_sqs::Client,
     bucket: String,
@@ -41,6 +44,7 @@ async fn rig(tag: &str) -> Rig {
     let control_url = create_fifo_queue(&sqs, &unique(&format!("{tag}-control")), 1).await;
     let control_arn = queue_arn(&sqs, &control_url).await;
     Rig {
+        cfg,
         s3,
         sqs,
         bucket,
@@ -154,6 +158,28 @@ impl Rig {
             .expect("read report")
     }
 
+    /// Consumers reading the work queue and the DLQ while the ingest runs, and an SQS client for
+    /// the ingest whose sends to the work queue wait while it holds `QUEUE_LIMIT` messages.
+    async fn consumers(&self) -> (Consumers, aws_sdk_sqs::Client) {
+        let bp = Backpressure::start(
+            &moto_endpoint(),
+            self.sqs.clone(),
+            &self.queues.queue_url,
+            QUEUE_LIMIT,
+        )
+        .await
+        .expect("SQS pass-through");
+        let conf = aws_sdk_sqs::config::Builder::from(&self.cfg)
+            .endpoint_url(bp.endpoint_url())
+            .build();
+        let consumers = Consumers {
+            queue: Collector::start(&self.sqs, &self.queues.queue_url, 2),
+            dlq: Collector::start(&self.sqs, &self.queues.dlq_url, 1),
+            _backpressure: bp,
+        };
+        (consumers, aws_sdk_sqs::Client::from_conf(conf))
+    }
+
     async fn outputs(&self) -> (Vec<Value>, Vec<Received>) {
         let queue: Vec<Value> = drain(&self.sqs, &self.queues.queue_url)
             .await
@@ -162,6 +188,29 @@ impl Rig {
             .collect();
         let dlq = drain(&self.sqs, &self.queues.dlq_url).await;
         (queue, dlq)
+    }
+}
+
+/// Most messages the work queue may hold before the ingest's sends wait (see `consumers`).
+const QUEUE_LIMIT: u64 = 500;
+
+struct Consumers {
+    queue: Collector,
+    dlq: Collector,
+    _backpressure: Backpressure,
+}
+
+impl Consumers {
+    /// Everything the queue and the DLQ received, once the ingest is done.
+    async fn finish(self) -> (Vec<Value>, Vec<Received>) {
+        let queue = self
+            .queue
+            .finish()
+            .await
+            .into_iter()
+            .map(|r| serde_json::from_str(&r.body).expect("request JSON"))
+            .collect();
+        (queue, self.dlq.finish().await)
     }
 }
 
@@ -549,12 +598,14 @@ fn big_file(n: u64) -> (Vec<u8>, HashMap<u64, &'static str>) {
 #[tokio::test]
 async fn a_large_file_runs_over_many_continuations_with_no_row_lost_or_doubled() {
     let rig = rig("ingest-big").await;
-    // moto's SQS slows down as a queue grows; 10,000 rows keep the run within minutes.
-    let n = 10_000;
+    let n = 200_000;
     let (bytes, expected) = big_file(n);
     let key = "incoming/migration/legacy export.csv";
     let (etag, size) = rig.upload(key, bytes).await;
-    let env = [("INGEST_TIME_BUDGET_SECONDS", "0.5")];
+    // Each invocation stops after 10 s: against moto that is a few thousand rows, so the file
+    // takes dozens of continuations.
+    let env = [("INGEST_TIME_BUDGET_SECONDS", "10")];
+    let (consumers, ingest_sqs) = rig.consumers().await;
     // The second continuation's stream breaks after 100 kB; SQS redelivers it and the retry goes
     // on from its progress record.
     let opens = Arc::new(AtomicUsize::new(0));
@@ -564,7 +615,7 @@ async fn a_large_file_runs_over_many_continuations_with_no_row_lost_or_doubled()
         fail_open: 3,
         fail_after: 100_000,
     };
-    let ingest = Ingest::with_sources(rig.store(), rig.sqs.clone(), flaky, rig.config(&env));
+    let ingest = Ingest::with_sources(rig.store(), ingest_sqs, flaky, rig.config(&env));
     let first = ingest
         .handle_lambda_event(
             rig.event(key, size, &etag, "0100"),
@@ -594,7 +645,7 @@ async fn a_large_file_runs_over_many_continuations_with_no_row_lost_or_doubled()
         report.invocations > report.continuations + 1,
         "the retry counts as an invocation: {report:?}"
     );
-    let (queue, dlq) = rig.outputs().await;
+    let (queue, dlq) = consumers.finish().await;
     check_report(&report, queue.len(), dlq.len());
     assert_eq!(report.rows_read, n);
     let rows: Vec<u64> = (2..n + 2).collect();
@@ -630,7 +681,8 @@ async fn an_object_replaced_during_ingest_stops_the_old_ingest_and_the_new_one_r
     let key = "incoming/replaced.csv";
     let (etag1, size1) = rig.upload(key, v1).await;
     let env = [("INGEST_TIME_BUDGET_SECONDS", "0.5")];
-    let ingest = rig.ingest(&env);
+    let (consumers, ingest_sqs) = rig.consumers().await;
+    let ingest = Ingest::new(rig.store(), ingest_sqs.clone(), rig.config(&env));
     let first = ingest
         .handle_lambda_event(
             rig.event(key, size1, &etag1, "0200"),
@@ -653,10 +705,12 @@ async fn an_object_replaced_during_ingest_stops_the_old_ingest_and_the_new_one_r
             .contains("replaced"),
         "{old:?}"
     );
-    let (queue_old, dlq_old) = rig.outputs().await;
+    let (queue_old, dlq_old) = consumers.finish().await;
     assert!((queue_old.len() + dlq_old.len()) as u64 <= old.rows_read + 1);
     assert!(queue_old.iter().all(|m| m["job"]["etag"] == etag1.as_str()));
     // The new version's own event.
+    let (consumers, ingest_sqs) = rig.consumers().await;
+    let ingest = Ingest::new(rig.store(), ingest_sqs, rig.config(&env));
     ingest
         .handle_lambda_event(
             rig.event(key, size2, &etag2, "0201"),
@@ -670,7 +724,7 @@ async fn an_object_replaced_during_ingest_stops_the_old_ingest_and_the_new_one_r
         (new.status, new.etag.as_str()),
         (Status::Complete, etag2.as_str())
     );
-    let (queue, dlq) = rig.outputs().await;
+    let (queue, dlq) = consumers.finish().await;
     check_report(&new, queue.len(), dlq.len());
     assert!(queue.iter().all(|m| m["job"]["etag"] == etag2.as_str()));
 }

@@ -1,0 +1,99 @@
+"""Starts the moto server for the tests (same arguments as `moto_server`), with costs that grow
+with a queue's length, or are paid on every request, taken out.
+
+moto recomputes a queue's whole attribute map, counting every message of the queue by reading
+the clock for each, each time it reads one attribute: several times per message sent, and about
+sixty times per message received (the retention check asks for all attributes, one name at a
+time). A queue of a few thousand messages then answers in seconds per call, and a test that
+moves a large file through a queue runs for hours. Real SQS has no such cost.
+
+Here the attribute map is computed once per request and queue, and reused for the rest of that
+request (a request sees one snapshot of the queue's counters, as SQS's approximate counters are),
+and the SQS model reads the clock with `time.time()` instead of building a datetime each time
+(the same number). Per request, the server also resolved the backend of the request's host by
+listing moto's modules on disk, and logged a line: the first is remembered per host, the second
+is off. Nothing else of moto's behaviour changes: messages, visibility, redrive, FIFO rules and
+the answers themselves are moto's own.
+"""
+
+import logging
+import sys
+import threading
+import time
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.server import main
+from moto.sqs import models
+
+_scope = threading.local()
+_attributes = models.Queue.attributes.fget
+
+
+def _memoised_attributes(queue):
+    cache = getattr(_scope, "cache", None)
+    if cache is None:
+        return _attributes(queue)
+    key = id(queue)
+    if key not in cache:
+        cache[key] = _attributes(queue)
+    return cache[key]
+
+
+def _one_snapshot_per_call(method):
+    def wrapper(*args, **kwargs):
+        outer = getattr(_scope, "cache", None)
+        if outer is not None:
+            return method(*args, **kwargs)
+        _scope.cache = {}
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _scope.cache = None
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+_unix_time = models.unix_time
+_unix_time_millis = models.unix_time_millis
+
+
+def _now(dt=None):
+    return time.time() if dt is None else _unix_time(dt)
+
+
+def _now_millis(dt=None):
+    return time.time() * 1000.0 if dt is None else _unix_time_millis(dt)
+
+
+models.unix_time = _now
+models.unix_time_millis = _now_millis
+models.Queue.attributes = property(_memoised_attributes)
+for _name in (
+    "send_message",
+    "send_message_batch",
+    "receive_message",
+    "get_queue_attributes",
+):
+    setattr(
+        models.SQSBackend,
+        _name,
+        _one_snapshot_per_call(getattr(models.SQSBackend, _name)),
+    )
+
+_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+
+
+def _remembered_backend_for_host(self, host):
+    memo = self.__dict__.setdefault("_backend_memo", {})
+    if host not in memo:
+        memo[host] = _backend_for_host(self, host)
+    return memo[host]
+
+
+DomainDispatcherApplication.get_backend_for_host = _remembered_backend_for_host
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
