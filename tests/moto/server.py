@@ -12,7 +12,11 @@ request (a request sees one snapshot of the queue's counters, as SQS's approxima
 and the SQS model reads the clock with `time.time()` instead of building a datetime each time
 (the same number). Per request, the server also resolved the backend of the request's host by
 listing moto's modules on disk, and logged a line: the first is remembered per host, the second
-is off. Nothing else of moto's behaviour changes: messages, visibility, redrive, FIFO rules and
+is off.
+
+One race is closed: deleting a message rebuilds the queue's list of messages from a copy, without
+the lock that sending holds, so a message sent meanwhile could be lost, and two deletes at once
+could bring a deleted message back. Deletes take the queue's lock here. Nothing else of moto's behaviour changes: messages, visibility, redrive, FIFO rules and
 the answers themselves are moto's own.
 """
 
@@ -81,6 +85,16 @@ for _name in (
         _name,
         _one_snapshot_per_call(getattr(models.SQSBackend, _name)),
     )
+
+_delete_message = models.Queue.delete_message
+
+
+def _locked_delete_message(self, receipt_handle):
+    with self._messages_lock:
+        return _delete_message(self, receipt_handle)
+
+
+models.Queue.delete_message = _locked_delete_message
 
 _backend_for_host = DomainDispatcherApplication.get_backend_for_host
 

@@ -4,7 +4,11 @@
 //! hundreds of thousands of rows left to pile up in the work queue makes a run quadratic. Reading
 //! the queue while the ingest runs (with [`crate::backpressure`] holding the ingest's sends while
 //! the queue is full) keeps it short, and every message is still read exactly once: a received
-//! message stays invisible for longer than any test runs, and is deleted by the loop that got it.
+//! message stays invisible for longer than any test runs, and is deleted once received.
+//!
+//! One loop per queue: moto does not lock a queue, and two concurrent receives can be handed the
+//! same message, and two concurrent deletes can bring a deleted message back (each rebuilds the
+//! queue's list from what it saw).
 
 use crate::Received;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
@@ -12,40 +16,38 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-/// Background loops receiving and deleting every message of one queue.
+/// A background loop receiving and deleting every message of one queue.
 pub struct Collector {
     stop: Arc<AtomicBool>,
-    loops: Vec<JoinHandle<Vec<Received>>>,
+    task: JoinHandle<Vec<Received>>,
 }
 
 impl Collector {
-    /// Starts `loops` concurrent receive loops on `queue_url`.
-    pub fn start(sqs: &aws_sdk_sqs::Client, queue_url: &str, loops: usize) -> Collector {
+    /// Starts the receive loop on `queue_url`.
+    pub fn start(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Collector {
         let stop = Arc::new(AtomicBool::new(false));
-        let loops = (0..loops.max(1))
-            .map(|_| {
-                let sqs = sqs.clone();
-                let url = queue_url.to_string();
-                let stop = stop.clone();
-                tokio::spawn(async move { receive_loop(sqs, url, stop).await })
-            })
-            .collect();
-        Collector { stop, loops }
+        let task = {
+            let sqs = sqs.clone();
+            let url = queue_url.to_string();
+            let stop = stop.clone();
+            tokio::spawn(async move { receive_loop(sqs, url, stop).await })
+        };
+        Collector { stop, task }
     }
 
-    /// Call once the producer is done: each loop reads until the queue is empty, then all that
+    /// Call once the producer is done: the loop reads until the queue is empty, then all that
     /// was received is returned.
     pub async fn finish(self) -> Vec<Received> {
         self.stop.store(true, Ordering::SeqCst);
-        let mut out = Vec::new();
-        for l in self.loops {
-            out.extend(l.await.expect("receive loop"));
-        }
-        out
+        self.task.await.expect("receive loop")
     }
 }
 
-async fn receive_loop(sqs: aws_sdk_sqs::Client, url: String, stop: Arc<AtomicBool>) -> Vec<Received> {
+async fn receive_loop(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<Received> {
     let mut out = Vec::new();
     let mut empty_after_stop = 0;
     loop {

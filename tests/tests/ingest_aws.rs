@@ -173,8 +173,8 @@ impl Rig {
             .endpoint_url(bp.endpoint_url())
             .build();
         let consumers = Consumers {
-            queue: Collector::start(&self.sqs, &self.queues.queue_url, 2),
-            dlq: Collector::start(&self.sqs, &self.queues.dlq_url, 1),
+            queue: Collector::start(&self.sqs, &self.queues.queue_url),
+            dlq: Collector::start(&self.sqs, &self.queues.dlq_url),
             _backpressure: bp,
         };
         (consumers, aws_sdk_sqs::Client::from_conf(conf))
@@ -543,7 +543,7 @@ impl AsyncRead for Failing {
 
 /// A large file of `n` rows: every 997th row (past 5,000) repeats the user of a row 5,000 rows
 /// earlier (so across continuation boundaries), every 1,009th row (past 2,000) asks SMS sign-in
-/// for a number a row 2,000 rows earlier claimed, every 101st row has a bad number. The expected
+/// for the number a row 1,838 rows earlier claimed for SMS sign-in, every 101st row has a bad number. The expected
 /// rejections come from the exact rule, applied here row by row.
 fn big_file(n: u64) -> (Vec<u8>, HashMap<u64, &'static str>) {
     let mut out = String::with_capacity(n as usize * 48);
@@ -566,7 +566,7 @@ fn big_file(n: u64) -> (Vec<u8>, HashMap<u64, &'static str>) {
         } else if i > 2_000 && i % 1009 == 0 {
             (
                 format!("user{i}@contoso.com"),
-                mobile(i - 2_000),
+                mobile(i - 1_838),
                 true,
                 true,
             )
@@ -658,6 +658,16 @@ async fn a_large_file_runs_over_many_continuations_with_no_row_lost_or_doubled()
         *by_reason.entry(r.clone()).or_default() += 1;
     }
     assert_eq!(report.rejected, by_reason);
+    for reason in [
+        "duplicate_user_in_file",
+        "sms_signin_number_not_unique",
+        "invalid_phone_number",
+    ] {
+        assert!(
+            by_reason.contains_key(reason),
+            "the file exercises {reason}"
+        );
+    }
     eprintln!(
         "{n} rows: {} continuation invocations, report {report:?}",
         invocations

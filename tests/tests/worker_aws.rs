@@ -521,7 +521,8 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
     let dead = rig.dead_letters().await;
     assert_eq!(dead.len(), rejects.len(), "{dead:?}");
     for (b, want) in &rejects {
-        let expected = serde_json::from_str::<Value>(b).unwrap_or_else(|_| Value::String(b.clone()));
+        let expected =
+            serde_json::from_str::<Value>(b).unwrap_or_else(|_| Value::String(b.clone()));
         let hits: Vec<_> = dead.iter().filter(|(e, _)| e.request == expected).collect();
         assert_eq!(hits.len(), 1, "{b}");
         let (entry, attrs) = hits[0];
@@ -531,7 +532,11 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
         assert_eq!(attrs["stage"], "worker");
         assert!(!attrs["detail"].is_empty());
         for n in ["5555551234", "5555559999", "7700900123"] {
-            assert!(!entry.detail.contains(n), "a whole number: {}", entry.detail);
+            assert!(
+                !entry.detail.contains(n),
+                "a whole number: {}",
+                entry.detail
+            );
         }
         if let Some(row) = expected.get("row").and_then(Value::as_u64) {
             assert_eq!(entry.row, Some(row), "the row survives for {b}");
@@ -591,11 +596,18 @@ async fn a_pfx_secret_works_and_bad_secrets_name_the_field_not_the_value() {
     // clear set-up error naming the secret and the field, never echoing what the secret holds.
     let key_pem = String::from_utf8(fixture("test-app.key.pem")).expect("utf-8");
     let mut no_key: Value = serde_json::from_str(&pem_secret()).expect("json");
-    no_key.as_object_mut().expect("object").remove("privateKeyPem");
+    no_key
+        .as_object_mut()
+        .expect("object")
+        .remove("privateKeyPem");
     let cases = [
         (pfx_secret("not-the-password"), "pfx", "not-the-password"),
         (no_key.to_string(), "privateKeyPem", "BEGIN CERTIFICATE"),
-        (format!("tenant={TENANT} key={key_pem}"), "JSON", "PRIVATE KEY"),
+        (
+            format!("tenant={TENANT} key={key_pem}"),
+            "JSON",
+            "PRIVATE KEY",
+        ),
     ];
     for (secret, names, never) in cases {
         let id = put_secret(&rig.cfg, "worker-bad", secret).await;
@@ -612,7 +624,10 @@ async fn a_pfx_secret_works_and_bad_secrets_name_the_field_not_the_value() {
         assert!(!err.contains("MII"), "key material leaked: {err}");
     }
     // A secret that does not exist.
-    let missing = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", unique("none"));
+    let missing = format!(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}",
+        unique("none")
+    );
     match rig.worker_with_secret(&missing).await {
         Ok(_) => panic!("a missing secret was accepted"),
         Err(e) => assert!(e.to_string().contains("none"), "{e}"),
@@ -701,9 +716,27 @@ async fn a_mixed_batch_lists_exactly_its_transient_failures_and_nothing_is_lost(
         },
     )
     .await;
-    let a = body(2, "a@contoso.com", json!({"mobile": M1}), json!({}), json!({}));
-    let b = body(3, "b@contoso.com", json!({"mobile": M1}), json!({}), json!({}));
-    let c = body(4, "c@contoso.com", json!({"mobile": M1}), json!({}), json!({}));
+    let a = body(
+        2,
+        "a@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    );
+    let b = body(
+        3,
+        "b@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    );
+    let c = body(
+        4,
+        "c@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    );
     // b reaches its last receive first: received and handed back twice.
     rig.send(std::slice::from_ref(&b)).await;
     for _ in 0..MAX_RECEIVES - 1 {

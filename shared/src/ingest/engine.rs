@@ -709,7 +709,11 @@ pub async fn run_to_end<S: Source, K: Sink>(
     bloom: Bloom,
 ) -> Result<(Counts, K), RunError> {
     let mut engine = Engine::start(source, sink, mapping, settings, job, bloom).await?;
-    while engine.advance(4096, None).await? != Advance::Finished {}
+    // Flushed after every step, as the Lambda driver does at its progress records: what a sink
+    // tracks until a flush stays bounded.
+    while engine.advance(4096, None).await? != Advance::Finished {
+        engine.flush().await.map_err(EngineError::from)?;
+    }
     engine.flush().await.map_err(EngineError::from)?;
     Ok((engine.proc.counts.clone(), engine.into_sink()))
 }
