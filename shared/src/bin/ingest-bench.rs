@@ -247,7 +247,7 @@ fn main() {
              - SQS side: `SendMessageBatch` of 10 with {in_flight:.0} calls in flight at ~{call_ms:.0} ms each = {sqs:.0} messages/s per invocation \
              (standard queues have no practical throughput limit; 10 entries and 256 KiB per call are the limits that apply)\n\
              - rate per invocation = min({core:.0}, {sqs:.0}) = {rate:.0} rows/s -> {per_invocation:.0} rows per invocation\n\
-             - {rows:.0} / {per_invocation:.0} = {:.2} -> **{invocations:.0} invocations, i.e. {:.0} continuations**\n",
+             - {rows:.0} / {per_invocation:.0} = {:.2} -> **{invocations:.0} invocation(s), i.e. {:.0} continuation(s)**\n",
             rows / per_invocation,
             invocations - 1.0
         ));

@@ -369,17 +369,46 @@ async fn run() -> Result<(), String> {
         per_user * 1000.0,
         bstats.requests as f64 / a.baseline.max(1) as f64
     );
-    println!(
-        "  extrapolated to {} users: {:.0} s ({:.1} min) -- an extrapolation from the {}-user sample, not a measured run",
-        a.users,
-        extrapolated,
-        extrapolated / 60.0,
-        a.baseline
-    );
+    if a.baseline < a.users {
+        println!(
+            "  extrapolated to {} users: {:.0} s ({:.1} min) -- an extrapolation from the {}-user sample, not a measured run",
+            a.users,
+            extrapolated,
+            extrapolated / 60.0,
+            a.baseline
+        );
+    }
     println!(
         "\nratio engine / baseline: {:.1}x",
         users_per_s / baseline_rate
     );
+    // What the budget allows at all: no client can do more users/s than budget / RU per user.
+    let ru_per_user = stats.ru_used as f64 / a.users.max(1) as f64;
+    if ru_per_user > 0.0 {
+        let ceiling = budget_rate / ru_per_user;
+        println!(
+            "ceiling set by the budget: {budget_rate:.0} RU/s / {ru_per_user:.3} RU per user = {ceiling:.0} users/s = {:.1}x the baseline; the engine reached {:.1}% of it",
+            ceiling / baseline_rate,
+            100.0 * users_per_s / ceiling
+        );
+    }
+    // The shortest run the simulator's two sliding windows allow for this work: a full window
+    // may be spent at once, the rest only as it slides.
+    let defaults = SimConfig::default();
+    let ru_floor = (stats.ru_used as f64 - f64::from(a.ru)).max(0.0) / budget_rate;
+    let write_floor = (stats.writes.saturating_sub(1)
+        / u64::from(defaults.writes_per_window.max(1))) as f64
+        * defaults.write_window.as_secs_f64();
+    let floor = ru_floor.max(write_floor);
+    if floor > 0.0 {
+        println!(
+            "shortest run the limits allow: {floor:.1} s (RU {ru_floor:.1} s, writes {write_floor:.1} s at {} per {} s); the engine took {:.1} s = {:.2}x that",
+            defaults.writes_per_window,
+            defaults.write_window.as_secs(),
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() / floor
+        );
+    }
     sim.shutdown().await;
     Ok(())
 }
