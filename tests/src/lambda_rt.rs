@@ -60,7 +60,7 @@ pub fn release_binary(name: &str) -> PathBuf {
     }
     panic!(
         "the release binary `{name}` was not found (looked in {}). Build it first: \
-         `cargo build --release -p ingest -p worker` (scripts/test.sh does this), or point \
+         `cargo build --release --workspace` (scripts/test.sh does this), or point \
          E2E_BIN_DIR at the directory that holds it",
         candidates
             .iter()
@@ -111,7 +111,7 @@ pub fn assert_fresh(binary: &Path, function_dir: &str) {
             assert!(
                 n <= built,
                 "{} is older than the sources in {}: rebuild it with \
-                 `cargo build --release -p ingest -p worker` before running the end-to-end tests",
+                 `cargo build --release --workspace` before running the end-to-end tests",
                 binary.display(),
                 s.display()
             );

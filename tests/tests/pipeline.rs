@@ -12,11 +12,11 @@
 //! 4. Secrets: the captured logs of all runs hold no private key, no token and no whole phone
 //!    number.
 //!
-//! The counts of each scenario are printed at the end (`cargo test -p e2e-tests --test pipeline
+//! The counts of each scenario are printed at the end (`cargo test --release --workspace --test pipeline
 //! -- --nocapture` shows them, as `scripts/test.sh` runs it) and written to
 //! `target/e2e-summary.txt`.
 //!
-//! The release binaries must be built first (`cargo build --release -p ingest -p worker`); the
+//! The release binaries must be built first (`cargo build --release --workspace`); the
 //! test fails when they are older than their sources. `E2E_ROWS`, `E2E_SCENARIOS` (e.g. `1,3`),
 //! `E2E_LOG_DIR` and `E2E_ECHO_LOGS` help when working on it.
 
