@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use graph_sim::{GraphSim, SeedUser, SimConfig};
+use graph_sim::{GraphSim, SeedUser, SimConfig, UserState};
 use mfa_preload_core::config::GraphSettings;
 use mfa_preload_core::graph::Credentials;
 use mfa_preload_core::message::Desired;
@@ -22,24 +22,10 @@ const SIM_CLIENT: &str = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d";
 const SIM_CERT_PEM: &str = include_str!("../../tests/fixtures/test-app.crt.pem");
 const SIM_KEY_PEM: &str = include_str!("../../tests/fixtures/test-app.key.pem");
 
-/// A user as saved in a state file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StateUser {
-    id: String,
-    upn: String,
-    mobile: Option<String>,
-    alternate_mobile: Option<String>,
-    office: Option<String>,
-    email: Option<String>,
-    sms_sign_in: Option<String>,
-    default_method: Option<String>,
-}
-
 /// The simulator's directory and every write made so far, across runs.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
-    users: Vec<StateUser>,
+    users: Vec<UserState>,
     writes: Vec<serde_json::Value>,
 }
 
@@ -152,20 +138,7 @@ pub async fn start(
     let mut earlier_writes = Vec::new();
     match state {
         Some(s) => {
-            sim.add_users(s.users.into_iter().map(|u| SeedUser {
-                id: Some(u.id),
-                upn: u.upn,
-                sms_sign_in_enabled: u.mobile.is_some()
-                    && u.sms_sign_in.as_deref().is_some_and(|s| {
-                        s.eq_ignore_ascii_case("ready")
-                            || s.eq_ignore_ascii_case("phoneNumberNotUnique")
-                    }),
-                mobile: u.mobile,
-                alternate_mobile: u.alternate_mobile,
-                office: u.office,
-                email: u.email,
-                default_method: u.default_method,
-            }));
+            sim.add_users(s.users.into_iter().map(SeedUser::from));
             earlier_writes = s.writes;
         }
         None => sim.add_users(seed.iter().filter_map(|v| seed_for(v))),
@@ -194,21 +167,7 @@ impl SimSession {
     /// Saves the state (if a state file was given) and stops the simulator.
     pub async fn finish(self) -> Result<(), Failure> {
         if let Some(path) = &self.state {
-            let users = self
-                .sim
-                .users()
-                .into_iter()
-                .map(|u| StateUser {
-                    id: u.id,
-                    upn: u.upn,
-                    mobile: u.mobile,
-                    alternate_mobile: u.alternate_mobile,
-                    office: u.office,
-                    email: u.email,
-                    sms_sign_in: u.sms_sign_in,
-                    default_method: u.default_method,
-                })
-                .collect();
+            let users = self.sim.users();
             let mut writes = self.earlier_writes.clone();
             for w in self.sim.write_log() {
                 writes.push(

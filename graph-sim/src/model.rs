@@ -105,8 +105,9 @@ impl SeedUser {
     }
 }
 
-/// A snapshot of one user's simulated state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A snapshot of one user's simulated state (also what a saved simulator state holds: seed a
+/// new simulator with it through [`SeedUser::from`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserState {
     pub id: String,
@@ -119,6 +120,26 @@ pub struct UserState {
     /// `None` without a mobile.
     pub sms_sign_in: Option<String>,
     pub default_method: Option<String>,
+}
+
+impl From<UserState> for SeedUser {
+    /// The seed that recreates the user as the snapshot shows it.
+    fn from(u: UserState) -> SeedUser {
+        SeedUser {
+            sms_sign_in_enabled: u.mobile.is_some()
+                && u.sms_sign_in.as_deref().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("ready")
+                        || s.eq_ignore_ascii_case("phoneNumberNotUnique")
+                }),
+            id: Some(u.id),
+            upn: u.upn,
+            mobile: u.mobile,
+            alternate_mobile: u.alternate_mobile,
+            office: u.office,
+            email: u.email,
+            default_method: u.default_method,
+        }
+    }
 }
 
 /// One successful write call, in the order they were applied.

@@ -577,3 +577,42 @@ async fn batch_runs_each_request() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_snapshot_seeds_a_new_simulator_with_the_same_users() {
+    let env = env_with(vec![
+        SeedUser {
+            id: Some("00000000-0000-0000-0000-00000000000a".into()),
+            mobile: Some("+31 612345678".into()),
+            alternate_mobile: Some("+31 612345679".into()),
+            office: Some("+31 201234567x12".into()),
+            email: Some("ada@example.org".into()),
+            default_method: Some("sms".into()),
+            sms_sign_in_enabled: true,
+            ..SeedUser::new(ADA)
+        },
+        SeedUser {
+            mobile: Some("+1 2065550100".into()),
+            ..SeedUser::new("plain@contoso.com")
+        },
+        SeedUser::new("empty@contoso.com"),
+    ])
+    .await;
+    let before = env.sim.users();
+    assert_eq!(
+        before
+            .iter()
+            .find(|u| u.upn == ADA)
+            .and_then(|u| u.sms_sign_in.as_deref()),
+        Some("ready")
+    );
+    // Through JSON, as the command-line tool keeps it between runs.
+    let saved = serde_json::to_string(&before).expect("serialise");
+    let restored: Vec<graph_sim::UserState> = serde_json::from_str(&saved).expect("deserialise");
+    let again = env_with(restored.into_iter().map(SeedUser::from).collect()).await;
+    let mut after = again.sim.users();
+    let mut before = before;
+    before.sort_by(|a, b| a.upn.cmp(&b.upn));
+    after.sort_by(|a, b| a.upn.cmp(&b.upn));
+    assert_eq!(after, before);
+}

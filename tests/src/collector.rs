@@ -11,7 +11,6 @@
 //! queue's list from what it saw).
 
 use crate::Received;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -73,36 +72,20 @@ async fn receive_loop(
             continue;
         }
         empty_after_stop = 0;
-        let mut entries = Vec::with_capacity(msgs.len());
-        for (i, m) in msgs.into_iter().enumerate() {
-            let attributes = m
-                .message_attributes
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
-                .collect();
-            out.push(Received {
-                body: m.body.unwrap_or_default(),
-                attributes,
-            });
-            if let Some(h) = m.receipt_handle {
-                entries.push(
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .build()
-                        .expect("entry"),
-                );
-            }
-        }
-        let out = retrying("delete", || {
+        let (received, entries) = crate::take(msgs);
+        out.extend(received);
+        let deleted = retrying("delete", || {
             sqs.delete_message_batch()
                 .queue_url(&url)
                 .set_entries(Some(entries.clone()))
                 .send()
         })
         .await;
-        assert!(out.failed.is_empty(), "delete failed: {:?}", out.failed);
+        assert!(
+            deleted.failed.is_empty(),
+            "delete failed: {:?}",
+            deleted.failed
+        );
     }
 }
 

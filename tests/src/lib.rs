@@ -115,6 +115,39 @@ pub struct Received {
     pub attributes: HashMap<String, String>,
 }
 
+/// Received SQS messages as [`Received`], with the entries that delete them.
+pub fn take(
+    msgs: Vec<aws_sdk_sqs::types::Message>,
+) -> (
+    Vec<Received>,
+    Vec<aws_sdk_sqs::types::DeleteMessageBatchRequestEntry>,
+) {
+    let mut received = Vec::with_capacity(msgs.len());
+    let mut entries = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.into_iter().enumerate() {
+        let attributes = m
+            .message_attributes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+            .collect();
+        received.push(Received {
+            body: m.body.unwrap_or_default(),
+            attributes,
+        });
+        if let Some(h) = m.receipt_handle {
+            entries.push(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(h)
+                    .build()
+                    .expect("entry"),
+            );
+        }
+    }
+    (received, entries)
+}
+
 /// Receives and deletes everything currently in a queue (until two empty polls in a row).
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Received> {
     let mut out = Vec::new();
@@ -135,28 +168,8 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Received> 
             continue;
         }
         empty = 0;
-        let mut entries = Vec::new();
-        for (i, m) in msgs.into_iter().enumerate() {
-            let attributes = m
-                .message_attributes
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
-                .collect();
-            out.push(Received {
-                body: m.body.unwrap_or_default(),
-                attributes,
-            });
-            if let Some(h) = m.receipt_handle {
-                entries.push(
-                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .build()
-                        .expect("entry"),
-                );
-            }
-        }
+        let (received, entries) = take(msgs);
+        out.extend(received);
         sqs.delete_message_batch()
             .queue_url(queue_url)
             .set_entries(Some(entries))
