@@ -281,6 +281,8 @@ pub struct CsvReader<R> {
     line: u64,
     layout: Layout,
     splitter: csv_core::Reader,
+    split_out: Vec<u8>,
+    split_ends: Vec<usize>,
     io_error: Option<String>,
 }
 
@@ -298,6 +300,8 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
             line,
             layout,
             splitter,
+            split_out: Vec::new(),
+            split_ends: Vec::new(),
             io_error: None,
         }
     }
@@ -486,10 +490,27 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
     /// Splits one record into UTF-8 fields; `None` if it is not UTF-8.
     fn split(&mut self, rec: &[u8]) -> Option<Vec<String>> {
         // Unquoting never makes a record longer; `ends` are positions from the record's start.
-        let mut out = vec![0u8; rec.len() + 16];
-        let mut ends = vec![0usize; rec.len() + 2];
+        // The buffers are kept between records (bounded by the longest record kept).
+        let mut out = std::mem::take(&mut self.split_out);
+        let mut ends = std::mem::take(&mut self.split_ends);
+        out.clear();
+        out.resize(rec.len() + 16, 0);
+        ends.clear();
+        ends.resize(rec.len() + 2, 0);
+        let cells = self.split_into(rec, &mut out, &mut ends);
+        self.split_out = out;
+        self.split_ends = ends;
+        cells
+    }
+
+    fn split_into(
+        &mut self,
+        rec: &[u8],
+        out: &mut [u8],
+        ends: &mut [usize],
+    ) -> Option<Vec<String>> {
         self.splitter.reset();
-        let (_, nin, nout, nend) = self.splitter.read_record(rec, &mut out, &mut ends);
+        let (_, nin, nout, nend) = self.splitter.read_record(rec, out, ends);
         let (_, _, _, nend2) =
             self.splitter
                 .read_record(&rec[nin..], &mut out[nout..], &mut ends[nend..]);
@@ -540,6 +561,21 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
         let start = self.offset;
         let line = self.line;
         let delim = self.layout.delimiter;
+        // The common record: a whole line in the buffer, without quotes.
+        let ready = &self.buf[self.pos..];
+        if let Some(nl) = memchr::memchr(b'\n', ready) {
+            if nl <= MAX_RECORD_BYTES && memchr::memchr(b'"', &ready[..nl]).is_none() {
+                let rec = trim_cr(ready[..nl].to_vec());
+                self.line += 1;
+                self.offset += (nl + 1) as u64;
+                self.pos += nl + 1;
+                return Ok(Some(Cut {
+                    start,
+                    line,
+                    bytes: Some(rec),
+                }));
+            }
+        }
         let mut state = Scan::FieldStart;
         let mut rec: Vec<u8> = Vec::new();
         let mut too_long = false;

@@ -20,14 +20,16 @@ pub enum UserError {
 }
 
 fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    let lens = [8, 4, 4, 4, 12];
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip(lens)
-            .all(|(p, l)| p.len() == l && p.chars().all(|c| c.is_ascii_hexdigit()))
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
+
+/// The characters (and the `..`) that could change a Graph request path, in the order they are
+/// reported.
+const PATH_CHARACTERS: [&str; 7] = ["/", "\\", "?", "#", "%", "..", "&"];
 
 /// A valid user id (trimmed) or why not.
 pub fn validate_user(s: &str) -> Result<String, UserError> {
@@ -35,8 +37,11 @@ pub fn validate_user(s: &str) -> Result<String, UserError> {
     if s.is_empty() {
         return Err(UserError::Empty);
     }
-    for bad in ["/", "\\", "?", "#", "%", "..", "&"] {
-        if s.contains(bad) {
+    if s.contains("..")
+        || s.bytes()
+            .any(|b| matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%' | b'&'))
+    {
+        if let Some(bad) = PATH_CHARACTERS.iter().find(|bad| s.contains(*bad)) {
             return Err(UserError::PathCharacter(bad.to_string()));
         }
     }
@@ -60,15 +65,14 @@ pub fn validate_user(s: &str) -> Result<String, UserError> {
     if local.starts_with('.') || local.ends_with('.') {
         return Err(UserError::Shape(s.to_string()));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    let label_ok = |l: &&str| {
+    let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    if labels.len() < 2 || !labels.iter().all(label_ok) {
+    if !domain.contains('.') || !domain.split('.').all(label_ok) {
         return Err(UserError::Domain(domain.to_string()));
     }
     Ok(s.to_string())

@@ -53,10 +53,15 @@ impl ValidRow {
 
 /// `true/false/yes/no/1/0` in any case, German Excel's `ja/nein` and `wahr/falsch`; empty = false.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_lowercase().as_str() {
-        "" | "false" | "no" | "0" | "nein" | "falsch" | "n" => Some(false),
-        "true" | "yes" | "1" | "ja" | "wahr" | "y" => Some(true),
-        _ => None,
+    const FALSE: [&str; 7] = ["", "false", "no", "0", "nein", "falsch", "n"];
+    const TRUE: [&str; 6] = ["true", "yes", "1", "ja", "wahr", "y"];
+    let s = s.trim();
+    if FALSE.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+        Some(false)
+    } else if TRUE.iter().any(|w| w.eq_ignore_ascii_case(s)) {
+        Some(true)
+    } else {
+        None
     }
 }
 
@@ -75,6 +80,19 @@ fn looks_like_formula(f: Field, cell: &str) -> bool {
         '-' => true,
         _ => false,
     }
+}
+
+/// Whether the row's SMS sign-in cell says `enable`, read from that cell alone. A row for which
+/// this is false has no [`ValidRow::sms_key`], whatever else it holds, so callers that only need
+/// that key can skip validating it.
+pub fn asks_sms_sign_in(raw: &RawRow, layout: &Layout) -> bool {
+    layout.fields.iter().enumerate().any(|(i, f)| {
+        *f == Some(Field::SmsSignIn)
+            && raw
+                .cells
+                .get(i)
+                .is_some_and(|c| matches!(c.trim().to_lowercase().as_str(), "enable" | "enabled"))
+    })
 }
 
 /// Validates and normalises one row.

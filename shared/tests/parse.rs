@@ -244,6 +244,85 @@ async fn legacy_duplicate_user_is_caught_by_the_ingest_core() {
     assert_eq!(entry["column"], "Username");
 }
 
+/// The first open of the file serves it whole; later opens (the confirm pass) serve the first
+/// `good` bytes and then fail.
+#[derive(Clone)]
+struct FailsLateSource {
+    data: Arc<Vec<u8>>,
+    good: usize,
+    opens: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Broken;
+
+impl tokio::io::AsyncRead for Broken {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("the file is unreadable here")))
+    }
+}
+
+impl mfa_preload_core::ingest::Source for FailsLateSource {
+    async fn open_at(
+        &self,
+        offset: u64,
+    ) -> Result<mfa_preload_core::ingest::ByteStream, mfa_preload_core::ingest::SourceError> {
+        use tokio::io::AsyncReadExt;
+        let first = self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let start = offset as usize;
+        if first {
+            let whole = std::io::Cursor::new(self.data[start..].to_vec());
+            return Ok(Box::new(whole));
+        }
+        let head = std::io::Cursor::new(self.data[start.min(self.good)..self.good].to_vec());
+        Ok(Box::new(head.chain(Broken)))
+    }
+}
+
+#[tokio::test]
+async fn the_confirm_pass_ends_with_the_last_suspect() {
+    // A duplicate near the top of a long file: the confirm pass needs only the rows up to it.
+    let mut csv = String::from(
+        "UPN,Mobile\nfirst@contoso.com,+31612345678\nfirst@contoso.com,+31612345679\n",
+    );
+    let good = csv.len();
+    for i in 0..20_000 {
+        csv.push_str(&format!("user{i}@contoso.com,+316{:08}\n", 10_000_000 + i));
+    }
+    let opens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let source = FailsLateSource {
+        data: Arc::new(csv.into_bytes()),
+        good,
+        opens: opens.clone(),
+    };
+    let job = Job::S3 {
+        bucket: "b".into(),
+        key: "k".into(),
+        etag: "e".into(),
+    };
+    let (counts, _) = run_to_end(
+        source,
+        MemorySink::default(),
+        &ColumnMapping::default(),
+        Settings::default(),
+        job,
+        Bloom::with_bits(1 << 20, 8),
+    )
+    .await
+    .expect("the confirm pass stops before the unreadable part");
+    assert_eq!(
+        opens.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "two passes"
+    );
+    assert_eq!(counts.rows_read, 20_002);
+    assert_eq!(counts.rejected.get(&Reason::DuplicateUserInFile), Some(&1));
+    assert_eq!(counts.enqueued, 20_001);
+}
+
 #[test]
 fn messy_numbers_from_many_countries() {
     // (default country, input, Graph form). Expectations follow the national numbering plans.

@@ -12,7 +12,7 @@ use crate::csv::{ColumnMapping, CsvReader, Field, HeaderError, Layout, RawRow, R
 use crate::dedupe::{key_hash, Bloom, Dedupe, KeyHash, KeyKind};
 use crate::message::{DlqEntry, Job, MESSAGE_VERSION};
 use crate::reason::Reason;
-use crate::validate::{validate, Settings, ValidRow};
+use crate::validate::{asks_sms_sign_in, validate, Settings, ValidRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -344,7 +344,14 @@ impl Processor {
         valid: ValidRow,
     ) -> Result<Option<(Tag, Dest, OutMessage)>, serde_json::Error> {
         self.counts.enqueued += 1;
-        let body = serde_json::to_string(&valid.into_request(self.job.clone()))?;
+        // Room for a typical message, so encoding does not grow the buffer on the way.
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, &valid.into_request(self.job.clone()))?;
+        let body = String::from_utf8(json).map_err(|e| {
+            <serde_json::Error as serde::ser::Error>::custom(format!(
+                "encoded a message that is not UTF-8: {e}"
+            ))
+        })?;
         Ok(Some((
             tag,
             Dest::Queue,
@@ -394,7 +401,11 @@ impl Processor {
             .ok()
             .and_then(|v| v.sms_key())
             .map(|k| key_hash(KeyKind::SmsNumber, &k));
-        let Some(uk) = self.user_key(&raw) else {
+        let uk = match &checked {
+            Ok(v) => Some(key_hash(KeyKind::User, &crate::user::user_key(&v.user))),
+            Err(_) => self.user_key(&raw),
+        };
+        let Some(uk) = uk else {
             // No usable user: validation names the problem.
             return match checked {
                 Err(e) => self.reject_row(tag, &raw, e),
@@ -439,7 +450,8 @@ impl Processor {
         let row = raw.row;
         if !self.dedupe.is_suspect(row) {
             self.dedupe.first_use(uk, row);
-            if self.dedupe.tracks_any() {
+            // Only a row that asks for SMS sign-in can hold a tracked number.
+            if self.dedupe.tracks_any() && asks_sms_sign_in(&raw, &self.layout) {
                 if let Ok(v) = validate(&raw, &self.layout, &self.settings) {
                     if let Some(k) = v.sms_key() {
                         self.dedupe.first_use(key_hash(KeyKind::SmsNumber, &k), row);
@@ -617,6 +629,11 @@ impl<S: Source, K: Sink> Engine<S, K> {
             }
             if n.is_multiple_of(64) && stop_at.is_some_and(|t| Instant::now() >= t) {
                 return Ok(Advance::Stopped);
+            }
+            if self.cursor.pass == Pass::Confirm && self.proc.dedupe.undecided() == 0 {
+                // Every suspect is decided: the rest of the file has nothing more to say.
+                self.end_of_pass();
+                continue;
             }
             n += 1;
             let pass = self.cursor.pass;

@@ -16,7 +16,7 @@ pub use driver::{
     S3Source, S3Sources, SourceFactory,
 };
 pub use engine::{
-    run_to_end, Advance, BytesSource, Counts, Cursor, Dest, Engine, FileSource, MemorySink, Pass,
-    Sink, Source, SourceError, Tag,
+    run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,
+    MemorySink, Pass, Sink, Source, SourceError, Tag,
 };
 pub use state::{report_key, Report, Status};

@@ -8,6 +8,8 @@
 //! written `x12`, `ext 12`, `ext. 12`, `extension 12`, `Durchwahl 12`, `DW 12` or `#12`.
 //! A national number with no default country is refused: the country is never guessed.
 
+mod compiled;
+
 use phonenumber::country;
 use thiserror::Error;
 
@@ -41,7 +43,11 @@ pub fn parse_country(s: &str) -> Result<country::Id, PhoneError> {
 const EXTENSION_MARKERS: [&str; 7] = ["extension", "durchwahl", "ext.", "ext", "dw", "x", "#"];
 
 /// Splits off an extension: (main part, extension digits).
-fn split_extension(input: &str) -> Result<(String, Option<String>), PhoneError> {
+fn split_extension(input: &str) -> Result<(&str, Option<String>), PhoneError> {
+    // Every marker holds a letter or `#`: without one there is no extension to look for.
+    if !input.chars().any(|c| c == '#' || c.is_alphabetic()) {
+        return Ok((input, None));
+    }
     let lower = input.to_lowercase();
     // The first marker that follows at least one digit.
     let mut best: Option<(usize, usize)> = None;
@@ -66,9 +72,9 @@ fn split_extension(input: &str) -> Result<(String, Option<String>), PhoneError> 
         }
     }
     let Some((at, len)) = best else {
-        return Ok((input.to_string(), None));
+        return Ok((input, None));
     };
-    let main = input[..at].to_string();
+    let main = &input[..at];
     let rest = &input[at + len..];
     let ext: String = rest
         .chars()
@@ -80,26 +86,48 @@ fn split_extension(input: &str) -> Result<(String, Option<String>), PhoneError> 
     Ok((main, Some(ext)))
 }
 
-fn graph_form(n: &phonenumber::PhoneNumber, ext: &Option<String>) -> String {
-    let national = format!(
-        "{}{}",
-        "0".repeat(n.national().zeros() as usize),
-        n.national().value()
-    );
-    match ext {
-        Some(e) => format!("+{} {national}x{e}", n.code().value()),
-        None => format!("+{} {national}", n.code().value()),
+/// A valid number: its country code and national significant number (with any leading zeros).
+struct Number {
+    code: u16,
+    national: String,
+}
+
+impl From<&phonenumber::PhoneNumber> for Number {
+    fn from(n: &phonenumber::PhoneNumber) -> Number {
+        Number {
+            code: n.code().value(),
+            national: format!(
+                "{}{}",
+                "0".repeat(n.national().zeros() as usize),
+                n.national().value()
+            ),
+        }
     }
 }
 
-fn valid_international(digits: &str) -> Option<phonenumber::PhoneNumber> {
+fn graph_form(n: &Number, ext: &Option<String>) -> String {
+    match ext {
+        Some(e) => format!("+{} {}x{e}", n.code, n.national),
+        None => format!("+{} {}", n.code, n.national),
+    }
+}
+
+/// The digits after `+`, if they are a valid number: the compiled fast path when it can answer,
+/// else the crate.
+fn valid_international(digits: &str) -> Option<Number> {
+    if let Some((code, national)) = compiled::valid_international(digits) {
+        return Some(Number {
+            code,
+            national: national.to_string(),
+        });
+    }
     let n = phonenumber::parse(None, format!("+{digits}")).ok()?;
-    phonenumber::is_valid(&n).then_some(n)
+    phonenumber::is_valid(&n).then(|| Number::from(&n))
 }
 
 /// An international number's digits (after `+`, `00` or `011`), also when a trunk `0` was kept
 /// after the country code (`+31 0 6...`).
-fn international(digits: &str) -> Option<phonenumber::PhoneNumber> {
+fn international(digits: &str) -> Option<Number> {
     if let Some(n) = valid_international(digits) {
         return Some(n);
     }
@@ -107,7 +135,7 @@ fn international(digits: &str) -> Option<phonenumber::PhoneNumber> {
         if digits.len() > cc_len + 1 && digits.as_bytes()[cc_len] == b'0' {
             let fixed = format!("{}{}", &digits[..cc_len], &digits[cc_len + 1..]);
             if let Some(n) = valid_international(&fixed) {
-                if n.code().value().to_string().len() == cc_len {
+                if n.code.to_string().len() == cc_len {
                     return Some(n);
                 }
             }
@@ -148,7 +176,7 @@ pub fn normalise(input: &str, default_country: Option<country::Id>) -> Result<St
     if let Some(c) = default_country {
         if let Ok(n) = phonenumber::parse(Some(c), &digits) {
             if phonenumber::is_valid(&n) {
-                return Ok(graph_form(&n, &ext));
+                return Ok(graph_form(&Number::from(&n), &ext));
             }
         }
     }
