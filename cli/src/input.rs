@@ -100,7 +100,7 @@ pub async fn read(
             },
             Ok(raw) => {
                 let user = user_col
-                    .and_then(|i| raw.cells.get(i))
+                    .and_then(|i| raw.cell(i))
                     .map(|c| c.trim().to_string())
                     .unwrap_or_default();
                 let checked = validate(&raw, &layout, settings);

@@ -227,7 +227,28 @@ pub struct RawRow {
     /// Absolute byte offsets of the record (end = start of the next).
     pub start: u64,
     pub end: u64,
-    pub cells: Vec<String>,
+    /// The unquoted fields, one after the other (one allocation per row, not one per cell).
+    text: String,
+    /// Where each field ends in `text`; always one per header column.
+    ends: Vec<usize>,
+}
+
+impl RawRow {
+    /// The cell of column `i` as the file had it (unquoted, not trimmed).
+    pub fn cell(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..end)
+    }
+
+    /// Every cell, in column order.
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len()).filter_map(|i| self.cell(i))
+    }
+
+    pub fn cell_count(&self) -> usize {
+        self.ends.len()
+    }
 }
 
 /// A row that cannot be used, with where and why.
@@ -282,7 +303,6 @@ pub struct CsvReader<R> {
     layout: Layout,
     splitter: csv_core::Reader,
     split_out: Vec<u8>,
-    split_ends: Vec<usize>,
     io_error: Option<String>,
 }
 
@@ -301,7 +321,6 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
             layout,
             splitter,
             split_out: Vec::new(),
-            split_ends: Vec::new(),
             io_error: None,
         }
     }
@@ -338,12 +357,17 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
         let text = std::str::from_utf8(&header).map_err(|_| HeaderError::NotUtf8)?;
         let delimiter = detect_delimiter(text);
         r.splitter = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
-        let headers: Vec<String> = r
-            .split(&header)
-            .ok_or(HeaderError::NotUtf8)?
-            .into_iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let headers: Vec<String> = {
+            let (text, ends) = r.split(&header).ok_or(HeaderError::NotUtf8)?;
+            let mut start = 0;
+            ends.iter()
+                .map(|&end| {
+                    let h = text[start..end].trim().to_string();
+                    start = end;
+                    h
+                })
+                .collect()
+        };
         let mut fields = Vec::with_capacity(headers.len());
         let mut unknown = Vec::new();
         let mut seen: BTreeMap<Field, String> = BTreeMap::new();
@@ -439,7 +463,7 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
                 continue;
             }
             let end = self.offset;
-            let Some(cells) = self.split(&bytes) else {
+            let Some((text, mut ends)) = self.split(&bytes) else {
                 let at = std::str::from_utf8(&bytes)
                     .err()
                     .map(|e| e.valid_up_to())
@@ -451,30 +475,30 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
                     detail: format!("the row is not UTF-8 text (bad byte at position {}); save the file as CSV UTF-8", at + 1),
                 }));
             };
-            if cells.iter().all(|c| c.trim().is_empty()) {
+            if text.trim().is_empty() {
                 // `;;;;` lines that spreadsheets write for empty rows.
                 continue;
             }
-            if cells.len() > self.layout.headers.len() {
+            if ends.len() > self.layout.headers.len() {
                 return Some(Err(RowError {
                     row,
                     column: None,
                     reason: Reason::InvalidRow,
                     detail: format!(
                         "the row has {} fields but the header has {}; check for an unquoted '{}' in a value",
-                        cells.len(),
+                        ends.len(),
                         self.layout.headers.len(),
                         self.layout.delimiter as char
                     ),
                 }));
             }
-            let mut cells = cells;
-            cells.resize(self.layout.headers.len(), String::new());
+            ends.resize(self.layout.headers.len(), text.len());
             return Some(Ok(RawRow {
                 row,
                 start: cut.start,
                 end,
-                cells,
+                text,
+                ends,
             }));
         }
     }
@@ -483,48 +507,39 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
         let lossy = String::from_utf8_lossy(&bytes[..at.min(bytes.len())]).into_owned();
         let idx = self
             .split(lossy.as_bytes())
-            .map(|c| c.len().saturating_sub(1))?;
+            .map(|(_, ends)| ends.len().saturating_sub(1))?;
         self.layout.headers.get(idx).cloned()
     }
 
-    /// Splits one record into UTF-8 fields; `None` if it is not UTF-8.
-    fn split(&mut self, rec: &[u8]) -> Option<Vec<String>> {
+    /// Splits one record into its unquoted fields: their text and where each ends; `None` if it is
+    /// not UTF-8.
+    fn split(&mut self, rec: &[u8]) -> Option<(String, Vec<usize>)> {
         // Unquoting never makes a record longer; `ends` are positions from the record's start.
-        // The buffers are kept between records (bounded by the longest record kept).
+        // The scratch buffer is kept between records (bounded by the longest record kept).
         let mut out = std::mem::take(&mut self.split_out);
-        let mut ends = std::mem::take(&mut self.split_ends);
         out.clear();
         out.resize(rec.len() + 16, 0);
-        ends.clear();
-        ends.resize(rec.len() + 2, 0);
-        let cells = self.split_into(rec, &mut out, &mut ends);
-        self.split_out = out;
-        self.split_ends = ends;
-        cells
-    }
-
-    fn split_into(
-        &mut self,
-        rec: &[u8],
-        out: &mut [u8],
-        ends: &mut [usize],
-    ) -> Option<Vec<String>> {
+        let mut ends = vec![0usize; rec.len() + 2];
         self.splitter.reset();
-        let (_, nin, nout, nend) = self.splitter.read_record(rec, out, ends);
-        let (_, _, _, nend2) =
+        let (_, nin, nout, nend) = self.splitter.read_record(rec, &mut out, &mut ends);
+        let (_, _, nout2, nend2) =
             self.splitter
                 .read_record(&rec[nin..], &mut out[nout..], &mut ends[nend..]);
         let nend = nend + nend2;
-        let mut cells = Vec::with_capacity(nend);
-        let mut start = 0;
-        for &end in &ends[..nend] {
-            cells.push(String::from_utf8(out.get(start..end)?.to_vec()).ok()?);
-            start = end;
+        ends.truncate(nend);
+        if ends.is_empty() {
+            ends.push(0);
         }
-        if cells.is_empty() {
-            cells.push(String::new());
+        let text = std::str::from_utf8(out.get(..nout + nout2)?)
+            .ok()
+            .map(str::to_string);
+        self.split_out = out;
+        let text = text?;
+        // A field boundary inside a character: the bytes around a delimiter were not UTF-8.
+        if !ends.iter().all(|e| text.is_char_boundary(*e)) {
+            return None;
         }
-        Some(cells)
+        Some((text, ends))
     }
 
     async fn fill(&mut self) -> std::io::Result<bool> {

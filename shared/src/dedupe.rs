@@ -57,6 +57,14 @@ pub fn key_hash(kind: KeyKind, key: &str) -> KeyHash {
     xxh3_128(&buf)
 }
 
+/// The bits a key sets in a filter of `bits` bits (a power of two): double hashing.
+fn positions(bits: u64, hashes: u32, h: KeyHash) -> impl Iterator<Item = u64> {
+    let mask = bits - 1;
+    let h1 = h as u64;
+    let h2 = ((h >> 64) as u64) | 1;
+    (0..u64::from(hashes)).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
+}
+
 /// A fixed-size Bloom filter (power-of-two bits, double hashing).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Bloom {
@@ -103,10 +111,7 @@ impl Bloom {
     }
 
     fn positions(&self, h: KeyHash) -> impl Iterator<Item = u64> {
-        let mask = self.bits() - 1;
-        let h1 = h as u64;
-        let h2 = ((h >> 64) as u64) | 1;
-        (0..self.hashes as u64).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
+        positions(self.bits(), self.hashes, h)
     }
 
     pub fn contains(&self, h: KeyHash) -> bool {
@@ -115,8 +120,7 @@ impl Bloom {
     }
 
     pub fn insert(&mut self, h: KeyHash) {
-        let ps: Vec<u64> = self.positions(h).collect();
-        for p in ps {
+        for p in positions(self.bits(), self.hashes, h) {
             self.words[(p / 64) as usize] |= 1 << (p % 64);
         }
     }

@@ -88,10 +88,10 @@ fn looks_like_formula(f: Field, cell: &str) -> bool {
 pub fn asks_sms_sign_in(raw: &RawRow, layout: &Layout) -> bool {
     layout.fields.iter().enumerate().any(|(i, f)| {
         *f == Some(Field::SmsSignIn)
-            && raw
-                .cells
-                .get(i)
-                .is_some_and(|c| matches!(c.trim().to_lowercase().as_str(), "enable" | "enabled"))
+            && raw.cell(i).is_some_and(|c| {
+                let c = c.trim();
+                c.eq_ignore_ascii_case("enable") || c.eq_ignore_ascii_case("enabled")
+            })
     })
 }
 
@@ -110,7 +110,7 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
     let mut default_method = None;
     for (i, field) in layout.fields.iter().enumerate() {
         let Some(field) = *field else { continue };
-        let original = raw.cells.get(i).map(String::as_str).unwrap_or("");
+        let original = raw.cell(i).unwrap_or("");
         if looks_like_formula(field, original.trim_start_matches(' ')) {
             return Err(err(
                 i,

@@ -319,21 +319,21 @@ impl Processor {
     /// The row as the file had it, for the DLQ entry.
     fn raw_request(&self, raw: &RawRow) -> serde_json::Value {
         let mut m = serde_json::Map::new();
-        for (i, cell) in raw.cells.iter().enumerate() {
+        for (i, cell) in raw.cells().enumerate() {
             let h = self
                 .layout
                 .headers
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| format!("column {}", i + 1));
-            m.insert(h, serde_json::Value::String(cell.clone()));
+            m.insert(h, serde_json::Value::String(cell.to_string()));
         }
         serde_json::Value::Object(m)
     }
 
     /// The user key of a row whose user cell is valid.
     fn user_key(&self, raw: &RawRow) -> Option<KeyHash> {
-        let cell = raw.cells.get(self.user_column?)?;
+        let cell = raw.cell(self.user_column?)?;
         let user = crate::user::validate_user(cell).ok()?;
         Some(key_hash(KeyKind::User, &crate::user::user_key(&user)))
     }
@@ -468,8 +468,7 @@ impl Processor {
         self.dedupe.mark_decided();
         if let Some(first) = self.dedupe.first_use(uk, row) {
             let user = raw
-                .cells
-                .get(self.user_column.unwrap_or(0))
+                .cell(self.user_column.unwrap_or(0))
                 .map(|c| c.trim().to_string())
                 .unwrap_or_default();
             let e = RowError {
