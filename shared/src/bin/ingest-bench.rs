@@ -148,6 +148,7 @@ fn main() {
     let mut sizes: Vec<u64> = vec![100_000, 1_000_000];
     let mut markdown: Option<PathBuf> = None;
     let mut dir = std::env::temp_dir().join("mfa-preload-bench");
+    let mut repeat: usize = 3;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -166,6 +167,14 @@ fn main() {
                 markdown = args.get(i + 1).map(PathBuf::from);
                 i += 1;
             }
+            "--repeat" => {
+                repeat = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+                    .max(1);
+                i += 1;
+            }
             "--dir" => {
                 if let Some(d) = args.get(i + 1) {
                     dir = PathBuf::from(d);
@@ -173,7 +182,7 @@ fn main() {
                 i += 1;
             }
             other => {
-                eprintln!("usage: ingest-bench [--rows 100000,1000000] [--markdown FILE] [--dir DIR] (unknown argument {other})");
+                eprintln!("usage: ingest-bench [--rows 100000,1000000] [--repeat 3] [--markdown FILE] [--dir DIR] (unknown argument {other})");
                 std::process::exit(2);
             }
         }
@@ -194,35 +203,52 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        eprintln!("measuring {rows} rows ...");
-        let out = Command::new(&exe).arg("--child").arg(&path).output();
-        let out = match out {
-            Ok(o) if o.status.success() => o,
-            Ok(o) => {
-                eprintln!(
-                    "ingest-bench child failed: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                std::process::exit(1);
-            }
-            Err(e) => {
-                eprintln!("ingest-bench: {e}");
-                std::process::exit(1);
-            }
-        };
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        results.push(v);
+        // Each size several times, each in a fresh process: the median time is reported (shared
+        // machines are noisy), and the highest peak RSS.
+        let mut runs: Vec<serde_json::Value> = Vec::new();
+        for run in 1..=repeat {
+            eprintln!("measuring {rows} rows (run {run} of {repeat}) ...");
+            let out = Command::new(&exe).arg("--child").arg(&path).output();
+            let out = match out {
+                Ok(o) if o.status.success() => o,
+                Ok(o) => {
+                    eprintln!(
+                        "ingest-bench child failed: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("ingest-bench: {e}");
+                    std::process::exit(1);
+                }
+            };
+            runs.push(serde_json::from_slice(&out.stdout).unwrap_or_default());
+        }
+        let secs = |v: &serde_json::Value| v["secs"].as_f64().unwrap_or(f64::MAX);
+        let all: Vec<String> = runs.iter().map(|v| format!("{:.2}", secs(v))).collect();
+        let peak = runs
+            .iter()
+            .filter_map(|v| v["peak_rss_kib"].as_u64())
+            .max()
+            .unwrap_or(0);
+        runs.sort_by(|a, b| secs(a).total_cmp(&secs(b)));
+        let mut median = runs.swap_remove(runs.len() / 2);
+        median["peak_rss_kib"] = peak.into();
+        median["all_secs"] = all.join(" / ").into();
+        results.push(median);
     }
     let mut md = String::new();
-    md.push_str("| rows | file | time | rows/s (one core) | peak RSS | filter | enqueued | rejected |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| rows | file | time (median) | runs | rows/s (one core, median) | peak RSS (highest) | filter | enqueued | rejected |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for v in &results {
         let rows = v["rows"].as_f64().unwrap_or(0.0);
         let secs = v["secs"].as_f64().unwrap_or(1.0);
         md.push_str(&format!(
-            "| {} | {:.0} MB | {:.2} s | {:.0} | {:.1} MiB | {} KiB | {} | {} |\n",
+            "| {} | {:.0} MB | {:.2} s | {} s | {:.0} | {:.1} MiB | {} KiB | {} | {} |\n",
             v["rows"],
             v["bytes"].as_f64().unwrap_or(0.0) / 1e6,
             secs,
+            v["all_secs"].as_str().unwrap_or_default(),
             rows / secs,
             v["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
             v["bloom_bits"].as_u64().unwrap_or(0) / 8 / 1024,
