@@ -71,6 +71,24 @@ impl Desc {
     }
 }
 
+/// Every type that makes a number valid (the crate's `number_type` is not `Unknown`), the common
+/// ones first.
+fn valid_types(meta: &Metadata) -> [Option<&Descriptor>; 10] {
+    let d = meta.descriptors();
+    [
+        d.mobile(),
+        d.fixed_line(),
+        d.toll_free(),
+        d.premium_rate(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+    ]
+}
+
 /// What the fast path needs of one region's metadata.
 struct Region {
     /// The region's id (`US`, `CA`, `001`).
@@ -80,30 +98,17 @@ struct Region {
     national_prefix: Option<String>,
     prefix_for_parsing: Option<Pattern>,
     general: Desc,
-    /// Every type that makes a number valid (the crate's `number_type` is not `Unknown`), the
-    /// common ones first.
+    /// The [`valid_types`] the region has.
     types: Vec<Desc>,
 }
 
 impl Region {
     fn new(meta: &Metadata) -> Option<Region> {
-        let d = meta.descriptors();
-        let types = [
-            d.mobile(),
-            d.fixed_line(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(Desc::new)
-        .collect::<Option<Vec<_>>>()?;
+        let types = valid_types(meta)
+            .into_iter()
+            .flatten()
+            .map(Desc::new)
+            .collect::<Option<Vec<_>>>()?;
         Some(Region {
             id: meta.id().to_string(),
             leading_digits: match meta.leading_digits() {
@@ -115,7 +120,7 @@ impl Region {
                 Some(re) => Some(Pattern::new(re.as_str())?),
                 None => None,
             },
-            general: Desc::new(d.general())?,
+            general: Desc::new(meta.descriptors().general())?,
             types,
         })
     }
@@ -294,23 +299,10 @@ mod tests {
         let mut fast_valid = 0usize;
         let mut codes_served = std::collections::BTreeSet::new();
         for meta in DATABASE.iter() {
-            let d = meta.descriptors();
-            let examples = [
-                Some(d.general()),
-                d.mobile(),
-                d.fixed_line(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.voip(),
-                d.personal_number(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(Descriptor::example);
+            let examples = std::iter::once(Some(meta.descriptors().general()))
+                .chain(valid_types(meta))
+                .flatten()
+                .filter_map(Descriptor::example);
             for example in examples {
                 for national in variants(meta, example) {
                     let digits = format!("{}{national}", meta.country_code());
