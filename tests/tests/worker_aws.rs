@@ -642,8 +642,10 @@ async fn throttling_and_faults_are_retried_and_duplicate_deliveries_write_once()
         pem_secret(),
         SimConfig {
             auto_create_users: true,
-            // A small budget: the run is throttled with Retry-After, besides the faults.
-            ru_per_window: 50,
+            // A small budget: the run is throttled with Retry-After, besides the faults. The
+            // first batch alone (10 users: a GET and two writes each, 50 RU) is more than a
+            // window holds, however much the faults slow the rest of the run down.
+            ru_per_window: 20,
             window: Duration::from_secs(1),
             faults: FaultConfig::new(
                 0.25,
