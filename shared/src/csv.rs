@@ -303,6 +303,7 @@ pub struct CsvReader<R> {
     layout: Layout,
     splitter: csv_core::Reader,
     split_out: Vec<u8>,
+    split_ends: Vec<usize>,
     io_error: Option<String>,
 }
 
@@ -321,6 +322,7 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
             layout,
             splitter,
             split_out: Vec::new(),
+            split_ends: Vec::new(),
             io_error: None,
         }
     }
@@ -515,26 +517,24 @@ impl<R: AsyncRead + Unpin + Send> CsvReader<R> {
     /// not UTF-8.
     fn split(&mut self, rec: &[u8]) -> Option<(String, Vec<usize>)> {
         // Unquoting never makes a record longer; `ends` are positions from the record's start.
-        // The scratch buffer is kept between records (bounded by the longest record kept).
-        let mut out = std::mem::take(&mut self.split_out);
+        // The scratch buffers are kept between records (bounded by the longest record kept).
+        let (out, ends) = (&mut self.split_out, &mut self.split_ends);
         out.clear();
         out.resize(rec.len() + 16, 0);
-        let mut ends = vec![0usize; rec.len() + 2];
+        ends.clear();
+        ends.resize(rec.len() + 2, 0);
         self.splitter.reset();
-        let (_, nin, nout, nend) = self.splitter.read_record(rec, &mut out, &mut ends);
+        let (_, nin, nout, nend) = self.splitter.read_record(rec, out, ends);
         let (_, _, nout2, nend2) =
             self.splitter
                 .read_record(&rec[nin..], &mut out[nout..], &mut ends[nend..]);
-        let nend = nend + nend2;
-        ends.truncate(nend);
+        let mut ends = ends[..nend + nend2].to_vec();
         if ends.is_empty() {
             ends.push(0);
         }
         let text = std::str::from_utf8(out.get(..nout + nout2)?)
-            .ok()
-            .map(str::to_string);
-        self.split_out = out;
-        let text = text?;
+            .ok()?
+            .to_string();
         // A field boundary inside a character: the bytes around a delimiter were not UTF-8.
         if !ends.iter().all(|e| text.is_char_boundary(*e)) {
             return None;

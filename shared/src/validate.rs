@@ -82,16 +82,29 @@ fn looks_like_formula(f: Field, cell: &str) -> bool {
     }
 }
 
+/// An SMS sign-in cell (trimmed): empty, `enable(d)` or `disable(d)` in any case; `Err` otherwise.
+fn parse_sms_sign_in(cell: &str) -> Result<Option<SmsSignIn>, ()> {
+    let is = |a: &str, b: &str| cell.eq_ignore_ascii_case(a) || cell.eq_ignore_ascii_case(b);
+    if cell.is_empty() {
+        Ok(None)
+    } else if is("enable", "enabled") {
+        Ok(Some(SmsSignIn::Enable))
+    } else if is("disable", "disabled") {
+        Ok(Some(SmsSignIn::Disable))
+    } else {
+        Err(())
+    }
+}
+
 /// Whether the row's SMS sign-in cell says `enable`, read from that cell alone. A row for which
 /// this is false has no [`ValidRow::sms_key`], whatever else it holds, so callers that only need
 /// that key can skip validating it.
 pub fn asks_sms_sign_in(raw: &RawRow, layout: &Layout) -> bool {
     layout.fields.iter().enumerate().any(|(i, f)| {
         *f == Some(Field::SmsSignIn)
-            && raw.cell(i).is_some_and(|c| {
-                let c = c.trim();
-                c.eq_ignore_ascii_case("enable") || c.eq_ignore_ascii_case("enabled")
-            })
+            && raw
+                .cell(i)
+                .is_some_and(|c| parse_sms_sign_in(c.trim()) == Ok(Some(SmsSignIn::Enable)))
     })
 }
 
@@ -167,11 +180,9 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
                 }
             }
             Field::SmsSignIn => {
-                sms_sign_in = match cell.to_lowercase().as_str() {
-                    "" => None,
-                    "enable" | "enabled" => Some(SmsSignIn::Enable),
-                    "disable" | "disabled" => Some(SmsSignIn::Disable),
-                    _ => {
+                sms_sign_in = match parse_sms_sign_in(cell) {
+                    Ok(v) => v,
+                    Err(()) => {
                         return Err(err(
                             i,
                             Reason::InvalidRow,

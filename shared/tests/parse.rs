@@ -244,6 +244,51 @@ async fn legacy_duplicate_user_is_caught_by_the_ingest_core() {
     assert_eq!(entry["column"], "Username");
 }
 
+#[tokio::test]
+async fn an_sms_sign_in_number_is_used_by_one_row_only() {
+    // Row 4 repeats row 2's number for SMS sign-in; row 3 has it too, but not for sign-in.
+    let csv = "UPN,Mobile,SmsSignIn\n\
+               a@contoso.com,+31 612345678,Enabled\n\
+               b@contoso.com,+31 612345678,disable\n\
+               c@contoso.com,+31 6 1234 5678,enable\n";
+    let job = Job::S3 {
+        bucket: "b".into(),
+        key: "k".into(),
+        etag: "e".into(),
+    };
+    let (counts, sink) = run_to_end(
+        BytesSource(Arc::new(csv.as_bytes().to_vec())),
+        MemorySink::keeping(),
+        &ColumnMapping::default(),
+        Settings::default(),
+        job,
+        Bloom::with_bits(1 << 16, 8),
+    )
+    .await
+    .expect("run");
+    assert_eq!(counts.rows_read, 3);
+    assert_eq!(counts.enqueued, 2);
+    assert_eq!(
+        counts.rejected.get(&Reason::SmsSigninNumberNotUnique),
+        Some(&1)
+    );
+    let (tag, _, msg) = sink
+        .messages
+        .iter()
+        .find(|m| m.1 == Dest::Dlq)
+        .expect("a rejected row");
+    assert_eq!(tag.row, 4);
+    let entry: serde_json::Value = serde_json::from_str(&msg.body).expect("json");
+    assert_eq!(entry["column"], "SmsSignIn");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("row 2"),
+        "{entry}"
+    );
+}
+
 /// The first open of the file serves it whole; later opens (the confirm pass) serve the first
 /// `good` bytes and then fail.
 #[derive(Clone)]

@@ -344,14 +344,7 @@ impl Processor {
         valid: ValidRow,
     ) -> Result<Option<(Tag, Dest, OutMessage)>, serde_json::Error> {
         self.counts.enqueued += 1;
-        // Room for a typical message, so encoding does not grow the buffer on the way.
-        let mut json = Vec::with_capacity(512);
-        serde_json::to_writer(&mut json, &valid.into_request(self.job.clone()))?;
-        let body = String::from_utf8(json).map_err(|e| {
-            <serde_json::Error as serde::ser::Error>::custom(format!(
-                "encoded a message that is not UTF-8: {e}"
-            ))
-        })?;
+        let body = serde_json::to_string(&valid.into_request(self.job.clone()))?;
         Ok(Some((
             tag,
             Dest::Queue,
