@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Static checks of the deployment: cfn-lint and checkov on template.yaml, shellcheck on the shell
-# scripts. cfn-lint and checkov come from the test virtualenv that scripts/test.sh creates (the
+# Checks of the deployment: cfn-lint and checkov on template.yaml, shellcheck on the shell scripts,
+# and the tests of the admin scripts (infra/tests/*.test.sh: stub `az` and `aws` on PATH, no
+# network). cfn-lint and checkov come from the test virtualenv that scripts/test.sh creates (the
 # versions pinned in tests/requirements.txt), else from PATH; shellcheck is used when present.
-# Exits non-zero when any check reports an error, a warning (cfn-lint) or a failed check (checkov).
+# Exits non-zero when any check reports an error, a warning (cfn-lint), a failed check (checkov)
+# or a failed test.
 set -euo pipefail
 
 usage() {
@@ -12,7 +14,8 @@ Usage: infra/check-template.sh [TEMPLATE]
 Runs, from the repository root:
   cfn-lint TEMPLATE                     (no errors and no warnings allowed)
   checkov -f TEMPLATE --framework cloudformation --quiet --compact   (no failed check)
-  shellcheck infra/*.sh scripts/*.sh    (only when shellcheck is on PATH)
+  shellcheck infra/*.sh infra/tests/*.sh scripts/*.sh   (only when shellcheck is on PATH)
+  bash infra/tests/NAME.test.sh         (each: the admin scripts against stub az/aws; needs jq, openssl)
 TEMPLATE defaults to template.yaml. Checks skipped on purpose are listed, with the reason, in the
 template's Metadata (checkov: skip:).
 
@@ -70,8 +73,8 @@ else
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then
-  echo "== shellcheck infra/*.sh scripts/*.sh"
-  if shellcheck infra/*.sh scripts/*.sh; then
+  echo "== shellcheck infra/*.sh infra/tests/*.sh scripts/*.sh"
+  if shellcheck infra/*.sh infra/tests/*.sh scripts/*.sh; then
     echo "shellcheck: clean"
   else
     echo "shellcheck: FAILED" >&2
@@ -80,6 +83,16 @@ if command -v shellcheck >/dev/null 2>&1; then
 else
   echo "== shellcheck not on PATH: shell scripts not checked"
 fi
+
+for test in infra/tests/*.test.sh; do
+  echo "== $test"
+  if bash "$test"; then
+    echo "$test: passed"
+  else
+    echo "$test: FAILED" >&2
+    failed=1
+  fi
+done
 
 if [[ $failed -ne 0 ]]; then
   echo "template checks FAILED" >&2

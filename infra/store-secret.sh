@@ -93,8 +93,11 @@ else
   [[ -r "$key" ]] || die "cannot read the private key: $key"
 fi
 
+# Empty unless --region is given. Every expansion of an array that may be empty is written
+# ${a[@]+"${a[@]}"}: under set -u, bash before 4.4 (macOS ships 3.2) calls "${a[@]}" of an empty
+# array an unbound variable.
 aws_args=()
-[[ -n "$region" ]] && aws_args+=(--region "$region")
+if [[ -n "$region" ]]; then aws_args+=(--region "$region"); fi
 
 umask 077
 work=$(mktemp -d)
@@ -159,15 +162,15 @@ else
     >"$work/secret.json"
 fi
 
-if aws "${aws_args[@]}" secretsmanager describe-secret --secret-id "$name" --query ARN --output text >/dev/null 2>&1; then
-  arn=$(aws "${aws_args[@]}" secretsmanager put-secret-value --secret-id "$name" \
+if aws ${aws_args[@]+"${aws_args[@]}"} secretsmanager describe-secret --secret-id "$name" --query ARN --output text >/dev/null 2>&1; then
+  arn=$(aws ${aws_args[@]+"${aws_args[@]}"} secretsmanager put-secret-value --secret-id "$name" \
     --secret-string "file://$work/secret.json" --query ARN --output text)
   echo "Stored a new version of the secret $name"
 else
   create_args=(--name "$name" --description "mfa-preload: Entra app credentials (certificate) for Microsoft Graph"
     --secret-string "file://$work/secret.json" --query ARN --output text)
-  [[ -n "$kms_key" ]] && create_args+=(--kms-key-id "$kms_key")
-  arn=$(aws "${aws_args[@]}" secretsmanager create-secret "${create_args[@]}")
+  if [[ -n "$kms_key" ]]; then create_args+=(--kms-key-id "$kms_key"); fi
+  arn=$(aws ${aws_args[@]+"${aws_args[@]}"} secretsmanager create-secret ${create_args[@]+"${create_args[@]}"})
   echo "Created the secret $name"
 fi
 [[ -n "$arn" && "$arn" != "None" ]] || die "the AWS CLI returned no secret ARN"

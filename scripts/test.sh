@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine (needs only cargo, python3, pip, apt-get):
-#   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv and shellcheck,
+#   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv, and shellcheck
+#      and jq (the admin scripts' tests),
 #   2. checks formatting and clippy,
 #   3. starts the moto server (S3, SQS, Secrets Manager) on 127.0.0.1 on a free port,
 #   4. runs all Rust tests (unit, integration against moto and the Graph simulator), then the end
 #      to end pipeline test, which prints the counts of its scenarios,
-#   5. lints and scans template.yaml and shellchecks infra/ scripts,
+#   5. lints and scans template.yaml, shellchecks the scripts and tests the admin scripts,
 # and stops the moto server at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,14 +27,19 @@ if ! cmp -s tests/requirements.txt "$venv/.requirements.installed" 2>/dev/null; 
   cp tests/requirements.txt "$venv/.requirements.installed"
 fi
 
-step "shellcheck"
-if ! command -v shellcheck >/dev/null 2>&1; then
+step "shellcheck and jq"
+missing=""
+for tool in shellcheck jq; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq shellcheck >/dev/null
+    # shellcheck disable=SC2086 # $missing is a list of package names
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq $missing >/dev/null
   else
-    echo "shellcheck is missing and apt-get is not available" >&2
+    echo "missing:$missing, and apt-get is not available" >&2
     exit 1
   fi
 fi
@@ -79,7 +85,7 @@ step "end to end: the ingest and worker binaries through the Lambda Runtime API 
 # set of features, once (a `-p` selection would build the AWS SDK again with other features).
 cargo test --release --workspace --test pipeline --quiet -- --nocapture
 
-step "template.yaml: cfn-lint and checkov; infra scripts: shellcheck"
+step "template.yaml: cfn-lint and checkov; scripts: shellcheck; admin scripts: tests"
 PATH="$venv/bin:$PATH" bash "$root/infra/check-template.sh"
 
 echo

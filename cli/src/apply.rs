@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mfa_preload_core::apply::apply;
-use mfa_preload_core::Job;
+use mfa_preload_core::apply::{apply, features};
+use mfa_preload_core::graph::{ConfigFault, Feature};
+use mfa_preload_core::{Job, Reason};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -36,6 +37,17 @@ pub fn cli_job(input: &Input) -> Job {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
     }
+}
+
+/// The features (Graph permissions) the file's valid rows use.
+pub fn input_features(input: &Input, job: &Job) -> Vec<Feature> {
+    let mut out: Vec<Feature> = input
+        .valid()
+        .flat_map(|v| features(&v.clone().into_request(job.clone())))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Rows of an earlier results file that are done for good; refuses a file of another input.
@@ -107,7 +119,8 @@ pub async fn run(
         .collect();
 
     let seed: Vec<_> = input.valid().collect();
-    let session = Session::open(graph, &seed).await?;
+    let job = cli_job(&input);
+    let session = Session::open(graph, &seed, &input_features(&input, &job)).await?;
     let mut writer = match &opts.resume {
         Some(p) => {
             results::rewrite(p, &kept)?;
@@ -138,7 +151,8 @@ pub async fn run(
     });
 
     let mut cancel = watch_ctrl_c();
-    let job = cli_job(&input);
+    // The first configuration fault stops the run: every later user would meet it too.
+    let (fault_tx, mut fault_rx) = watch::channel::<Option<ConfigFault>>(None);
     let limit = Arc::new(Semaphore::new(usize::from(tuning.concurrency)));
     let mut tasks = JoinSet::new();
     let mut started = 0usize;
@@ -151,6 +165,9 @@ pub async fn run(
         }
         if *cancel.borrow() {
             interrupted = true;
+            break;
+        }
+        if fault_rx.borrow().is_some() {
             break;
         }
         let valid = match &r.status {
@@ -167,15 +184,46 @@ pub async fn run(
                 interrupted = true;
                 break;
             }
+            _ = fault_rx.wait_for(|f| f.is_some()) => break,
             p = limit.clone().acquire_owned() => p.map_err(|e| Failure::Usage(e.to_string()))?,
         };
         let client = session.client.clone();
         let tx = tx.clone();
+        let fault_tx = fault_tx.clone();
         let req = valid.clone().into_request(job.clone());
         let (row, user) = (r.row, r.user.clone());
+        let limit = limit.clone();
+        let window = std::time::Duration::from_secs(tuning.user_not_found_retry);
         started += 1;
         tasks.spawn(async move {
-            let res = apply(&client, &req).await;
+            let mut permit = Some(permit);
+            let first = std::time::Instant::now();
+            let mut wait = std::time::Duration::from_secs(5);
+            let res = loop {
+                let res = apply(&client, &req).await;
+                let not_found = matches!(&res.outcome, Err(r) if r.reason == Reason::UserNotFound);
+                if !not_found || first.elapsed() + wait > window {
+                    break res;
+                }
+                // A user created minutes ago may not be in Graph yet: try again later, without
+                // holding a slot meanwhile.
+                permit = None;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+                match limit.clone().acquire_owned().await {
+                    Ok(p) => permit = Some(p),
+                    Err(_) => break res,
+                }
+            };
+            if let Some(f) = &res.config_fault {
+                fault_tx.send_if_modified(|cur| {
+                    let first = cur.is_none();
+                    if first {
+                        *cur = Some(f.clone());
+                    }
+                    first
+                });
+            }
             let out = ResultRow::from_user_result(row, &user, &res);
             tracing::info!(row, outcome = %out.outcome, reason = %out.reason, "user done");
             let _ = tx.send(out);
@@ -199,6 +247,17 @@ pub async fn run(
     println!();
     tally.print(&format!("{} -> {}", args.file.display(), path.display()));
     report::print_rows(&all, tuning.show);
+    let fault = fault_rx.borrow().clone();
+    if let Some(f) = fault {
+        let left = todo.len() - started;
+        println!();
+        println!(
+            "stopped: a configuration fault, not a fault of the users ({left} rows not started; rows that met it are 'failed' with reason configuration_fault). Fix it, then continue with the same options and: mfa-preload apply {} --resume {}",
+            args.file.display(),
+            path.display()
+        );
+        return Err(Failure::Configuration(f));
+    }
     if interrupted {
         let left = todo.len() - started;
         println!();

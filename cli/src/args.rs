@@ -51,6 +51,31 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Check the set-up against the tenant before a run: credentials, certificate dates, token,
+    /// permissions for the file's columns, optionally one user. Exit 1 when a check fails.
+    Doctor {
+        /// The input file whose columns say which permissions are needed (default: all the
+        /// product's features).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Read this user's methods (UPN or object id) as a last check.
+        #[arg(long, value_name = "UPN")]
+        user: Option<String>,
+        /// Without --file: the features to check the permissions of, as for
+        /// infra/register-entra-app.sh (phone, email, default-method, export).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "phone,email",
+            value_name = "LIST"
+        )]
+        features: Vec<String>,
+        #[arg(long, env = "DEFAULT_COUNTRY", value_name = "CC", hide = true)]
+        default_country: Option<String>,
+        /// Extra header names of the file, as for the other commands.
+        #[arg(long = "map", value_name = "THEIRS=OURS")]
+        map: Vec<String>,
+    },
     /// Export the current phone and email methods of users as CSV.
     Export {
         /// A CSV with a user column (e.g. an input file); without it every user is listed.
@@ -97,6 +122,10 @@ pub struct RunArgs {
     /// Result rows printed after the summary.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub show: usize,
+    /// Try a user Graph does not know again for this long before it is `user_not_found` (users
+    /// created minutes ago can be missing from Graph for a while); 0: at once.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub user_not_found_retry: u64,
 }
 
 /// Where Graph is and who we are.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use mfa_preload_core::config::GraphSettings;
-use mfa_preload_core::graph::{ClientOptions, Credentials, GraphClient};
+use mfa_preload_core::graph::{ClientOptions, Credentials, Feature, GraphClient, GraphError};
 use mfa_preload_core::validate::ValidRow;
 
 use crate::args::GraphArgs;
@@ -22,7 +22,7 @@ fn read_text(path: &std::path::Path) -> Result<String, Failure> {
 }
 
 /// The app credentials from `--credentials` or the four flags.
-fn credentials(g: &GraphArgs) -> Result<Credentials, Failure> {
+pub fn credentials(g: &GraphArgs) -> Result<Credentials, Failure> {
     let flags = [
         g.tenant_id.is_some(),
         g.client_id.is_some(),
@@ -54,7 +54,7 @@ fn credentials(g: &GraphArgs) -> Result<Credentials, Failure> {
 }
 
 /// `--cloud` (or GRAPH_CLOUD), GRAPH_BASE_URL and LOGIN_BASE_URL.
-fn settings(g: &GraphArgs) -> Result<GraphSettings, Failure> {
+pub fn settings(g: &GraphArgs) -> Result<GraphSettings, Failure> {
     GraphSettings::from_lookup(|k| {
         if k == "GRAPH_CLOUD" {
             g.cloud.clone()
@@ -65,9 +65,36 @@ fn settings(g: &GraphArgs) -> Result<GraphSettings, Failure> {
     .map_err(|e| Failure::Usage(e.to_string()))
 }
 
+/// A Graph failure as the command's failure: a configuration fault as such, anything else as a
+/// usage error with `what` in front.
+pub fn graph_failure(what: &str, e: GraphError) -> Failure {
+    match e {
+        GraphError::Configuration(f) => Failure::Configuration(f),
+        other => Failure::Usage(format!("{what}: {other}")),
+    }
+}
+
 impl Session {
-    /// Opens Graph (or starts the simulator, seeded with `seed`).
-    pub async fn open(g: &GraphArgs, seed: &[&ValidRow]) -> Result<Session, Failure> {
+    /// Opens Graph (or starts the simulator, seeded with `seed`) and checks, before any user is
+    /// touched, that the app's token grants the permissions of `features`.
+    pub async fn open(
+        g: &GraphArgs,
+        seed: &[&ValidRow],
+        features: &[Feature],
+    ) -> Result<Session, Failure> {
+        let session = Session::open_unchecked(g, seed).await?;
+        if !features.is_empty() {
+            session
+                .client
+                .check_features(features)
+                .await
+                .map_err(|e| graph_failure("cannot get an access token", e))?;
+        }
+        Ok(session)
+    }
+
+    /// Opens Graph without checking permissions (`doctor` reports them itself).
+    pub async fn open_unchecked(g: &GraphArgs, seed: &[&ValidRow]) -> Result<Session, Failure> {
         let (settings, creds, sim) = if g.simulate {
             if g.credentials.is_some() || g.tenant_id.is_some() || g.client_id.is_some() {
                 return Err(Failure::Usage(

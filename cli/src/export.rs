@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt};
-use mfa_preload_core::graph::{GraphClient, GraphError, PhoneType};
+use mfa_preload_core::graph::{Feature, GraphClient, GraphError, PhoneType};
 
 use crate::args::{GraphArgs, InputArgs};
-use crate::connect::Session;
+use crate::connect::{graph_failure, Session};
 use crate::excel::SafeCsv;
 use crate::input;
 use crate::Failure;
@@ -64,7 +64,7 @@ async fn all_users(client: &GraphClient, page_size: u32) -> Result<Vec<String>, 
         let page = client
             .list_users_page(next.as_deref(), page_size)
             .await
-            .map_err(|e| Failure::Usage(format!("listing users: {e}")))?;
+            .map_err(|e| graph_failure("listing users", e))?;
         users.extend(
             page.users
                 .into_iter()
@@ -99,7 +99,12 @@ pub async fn run(graph: &GraphArgs, opts: Options) -> Result<u8, Failure> {
         None => (None, None),
     };
     let seed: Vec<_> = input.iter().flat_map(|i| i.valid()).collect();
-    let session = Session::open(graph, &seed).await?;
+    // Listing every user needs User.Read.All on top of reading the methods.
+    let mut needed = vec![Feature::PhoneMethodsRead, Feature::EmailMethodsRead];
+    if listed.is_none() {
+        needed.push(Feature::ListUsers);
+    }
+    let session = Session::open(graph, &seed, &needed).await?;
     let users = match listed {
         Some(u) => u,
         None => all_users(&session.client, opts.page_size).await?,
@@ -117,10 +122,17 @@ pub async fn run(graph: &GraphArgs, opts: Options) -> Result<u8, Failure> {
         .collect()
         .await;
     session.close().await?;
+    if let Some(f) = rows
+        .iter()
+        .find_map(|(_, r)| r.as_ref().err().and_then(GraphError::configuration))
+    {
+        return Err(Failure::Configuration(f.clone()));
+    }
 
     let sink: Box<dyn Write> = match &opts.out {
+        // The export holds every user's phone numbers: readable by the owner only.
         Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| Failure::io(p, e))?,
+            crate::results::create_private(p).map_err(|e| Failure::io(p, e))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };

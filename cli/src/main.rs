@@ -6,6 +6,7 @@ mod apply;
 mod args;
 mod check;
 mod connect;
+mod doctor;
 mod excel;
 mod export;
 mod input;
@@ -26,13 +27,16 @@ use crate::args::{Cli, Command};
 const EXIT_USAGE: u8 = 2;
 
 /// A failure that ends the command with exit code 2: bad arguments, configuration, unreadable
-/// or unusable files.
+/// or unusable files, and a configuration fault of the app (a missing permission or consent,
+/// credentials Entra refuses).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
     Input(#[from] input::InputError),
+    #[error("configuration fault: {0}")]
+    Configuration(mfa_preload_core::graph::ConfigFault),
 }
 
 impl Failure {
@@ -44,6 +48,20 @@ impl Failure {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Check { input, rejects } => check::run(&input, rejects).await,
+        Command::Doctor {
+            file,
+            user,
+            features,
+            default_country,
+            map,
+        } => {
+            let input = file.map(|file| args::InputArgs {
+                file,
+                default_country,
+                map,
+            });
+            doctor::run(&cli.graph, input.as_ref(), user.as_deref(), &features).await
+        }
         Command::Plan { input, out, run } => plan::run(&cli.graph, &input, out, &run).await,
         Command::Apply {
             input,

@@ -101,8 +101,14 @@ pub async fn run(
     let (settings, mapping) = input::options(args)?;
     let input = input::read(&args.file, &settings, &mapping).await?;
     let seed: Vec<_> = input.valid().collect();
-    let session = Session::open(graph, &seed).await?;
     let job = cli_job(&input);
+    let needed = crate::apply::input_features(&input, &job);
+    let reads: Vec<_> = needed.iter().map(|f| f.read_only()).collect();
+    let session = Session::open(graph, &seed, &reads).await?;
+    // A dry run only reads; say now what `apply` would lack.
+    if let Err(e) = session.client.check_features(&needed).await {
+        eprintln!("warning: apply would stop: {e}");
+    }
     let rows: Vec<PlanRow> = stream::iter(input.rows.iter())
         .map(|r| plan_row(&session, &job, r))
         .buffered(usize::from(tuning.concurrency))

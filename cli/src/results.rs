@@ -73,8 +73,14 @@ impl ResultRow {
         }
         let (outcome, reason) = match &res.outcome {
             Ok(o) => (o.as_str().to_string(), String::new()),
+            // A configuration fault is nobody's row: `--resume` tries it again once fixed.
             Err(r) => (
-                if res.transient { FAILED } else { REJECTED }.to_string(),
+                if res.transient || res.config_fault.is_some() {
+                    FAILED
+                } else {
+                    REJECTED
+                }
+                .to_string(),
                 r.reason.as_str().to_string(),
             ),
         };
@@ -160,6 +166,26 @@ impl ResultsWriter {
     pub fn write(&mut self, r: &ResultRow) -> Result<(), Failure> {
         self.write_cells(r.cells())
     }
+}
+
+/// Creates (or truncates) a file readable and writable by its owner only (on Unix; elsewhere the
+/// directory's defaults apply): for files that hold phone numbers or secrets.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path)?;
+    // An existing file keeps its mode through `open`: narrow it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
 }
 
 /// Reads a results file written by [`ResultsWriter`].

@@ -122,8 +122,11 @@ pub async fn start(
     g: &GraphArgs,
     seed: &[&ValidRow],
 ) -> Result<(SimSession, GraphSettings, Credentials), Failure> {
+    // A tenant whose authentication methods policy allows SMS sign-in for everyone, so the
+    // file's `SmsSignIn` column can be tried out.
     let cfg = SimConfig {
         latency: Duration::from_millis(g.sim_latency_ms.unwrap_or(0)),
+        sms_sign_in_policy: true,
         ..SimConfig::default()
     };
     let sim = GraphSim::start(cfg)

@@ -189,3 +189,42 @@ fn unknown_options_are_usage_errors() {
     assert!(stderr(&o).contains("JSON"), "{}", stderr(&o));
     assert!(!dir.path().join("community-format.results.csv").exists());
 }
+
+#[test]
+fn a_stray_quote_costs_one_row_and_a_file_without_header_is_named_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stray.csv");
+    let mut csv = String::from("UPN,Mobile\n");
+    csv.push_str("stray@contoso.com,\"+31 612345600\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("user{i}@contoso.com,+31 6{:08}\n", 20_000_000 + i));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let rejects = dir.path().join("r.csv");
+    let o = run(&["check", s(&input), "--rejects", s(&rejects)], dir.path());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1000 valid, 1 rejected"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        rejects_of(&rejects),
+        vec![(2, "Mobile".into(), "invalid_row".into())]
+    );
+
+    let headerless = dir.path().join("data-only.csv");
+    std::fs::write(
+        &headerless,
+        "someone@contoso.com,+31 612345678,+31 201234567\n",
+    )
+    .unwrap();
+    let o = run(&["check", s(&headerless)], dir.path());
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(err.contains("not a header"), "{err}");
+    for number in ["612345678", "201234567"] {
+        assert!(!err.contains(number), "{err}");
+        assert!(!stdout(&o).contains(number));
+    }
+}

@@ -1,8 +1,19 @@
-//! The token endpoint's logic: registered apps (certificate per tenant and client id), client
-//! assertion verification (PS256, `x5t#S256`, `aud`, `iss`/`sub`, lifetime, `jti` replay), and
-//! the opaque bearer tokens Graph endpoints accept.
+//! The token endpoint's logic: registered apps (certificate and granted application permissions
+//! per tenant and client id), client assertion verification (PS256, `x5t#S256`, `aud`,
+//! `iss`/`sub`, lifetime, `jti` replay), and the bearer tokens Graph endpoints accept.
+//!
+//! Issued access tokens have the JWT shape of Entra's app-only tokens (`header.payload.signature`,
+//! base64url): the payload carries `aud`, `iss`, `tid`, `appid`, `iat`, `nbf`, `exp` and `roles`,
+//! the application permissions granted to the app *when the token was issued*. Entra puts the
+//! granted app roles in the `roles` claim of an app-only token
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference>,
+//! "roles: The set of permissions exposed by the resource that the requesting application has been
+//! given permission to call"), and a permission granted later is only seen in tokens issued after
+//! it, so a client must fetch a new token once consent is granted. The signature is random bytes:
+//! Graph's clients must not validate Graph's tokens, and the simulator checks tokens by lookup.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
@@ -39,11 +50,23 @@ pub enum CertificateError {
     NotRsa,
 }
 
-/// The registered credential of one app.
+/// Application permissions an app gets when registered without a list: everything the product
+/// uses (the broad authentication-methods permission and reading users).
+pub const DEFAULT_ROLES: [&str; 2] = ["UserAuthenticationMethod.ReadWrite.All", "User.Read.All"];
+
+/// The registered credential of one app and the application permissions granted to it.
 #[derive(Clone)]
 struct RegisteredApp {
     key: DecodingKey,
     thumbprint_s256: String,
+    roles: Vec<String>,
+}
+
+/// What an issued access token stands for.
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedToken {
+    expires: Instant,
+    pub(crate) roles: Arc<[String]>,
 }
 
 /// Parses a PEM certificate into its RSA verification key and its `x5t#S256` thumbprint.
@@ -67,6 +90,7 @@ fn parse_certificate(pem: &str) -> Result<RegisteredApp, CertificateError> {
     Ok(RegisteredApp {
         key,
         thumbprint_s256,
+        roles: DEFAULT_ROLES.iter().map(|r| r.to_string()).collect(),
     })
 }
 
@@ -142,8 +166,10 @@ pub(crate) struct TokenRequestContext<'a> {
 #[derive(Default)]
 pub(crate) struct Auth {
     apps: RwLock<HashMap<(String, String), RegisteredApp>>,
-    tokens: Mutex<HashMap<String, Instant>>,
+    tokens: Mutex<HashMap<String, IssuedToken>>,
     seen_jti: Mutex<HashMap<String, u64>>,
+    /// Issue opaque tokens (no readable claims), as Microsoft reserves the right to.
+    pub(crate) opaque: std::sync::atomic::AtomicBool,
 }
 
 impl Auth {
@@ -153,10 +179,14 @@ impl Auth {
         client_id: &str,
         certificate_pem: &str,
     ) -> Result<(), CertificateError> {
-        let app = parse_certificate(certificate_pem)?;
-        self.apps
-            .write()
-            .insert((tenant.to_lowercase(), client_id.to_lowercase()), app);
+        let mut app = parse_certificate(certificate_pem)?;
+        let mut apps = self.apps.write();
+        let key = (tenant.to_lowercase(), client_id.to_lowercase());
+        // A new certificate for a known app keeps the permissions granted to it.
+        if let Some(old) = apps.get(&key) {
+            app.roles = old.roles.clone();
+        }
+        apps.insert(key, app);
         Ok(())
     }
 
@@ -165,25 +195,86 @@ impl Auth {
         self.apps.read().keys().any(|(t, _)| *t == tenant)
     }
 
-    /// Issues a fresh opaque access token.
+    /// Replaces the application permissions granted to a registered app (an admin granting or
+    /// revoking consent). Tokens already issued keep the roles they were issued with. Returns
+    /// false when no such app is registered.
+    pub(crate) fn set_roles(&self, tenant: &str, client_id: &str, roles: &[&str]) -> bool {
+        let mut apps = self.apps.write();
+        match apps.get_mut(&(tenant.to_lowercase(), client_id.to_lowercase())) {
+            Some(app) => {
+                app.roles = roles.iter().map(|r| r.to_string()).collect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Issues a fresh access token with the default roles ([`DEFAULT_ROLES`]).
     pub(crate) fn issue_token(&self) -> String {
-        let bytes: [u8; 32] = rand::random();
-        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let roles: Vec<String> = DEFAULT_ROLES.iter().map(|r| r.to_string()).collect();
+        self.issue_token_for("sim-tenant", "sim-client", &roles)
+    }
+
+    /// Issues a fresh access token for `client_id` in `tenant` carrying `roles`.
+    pub(crate) fn issue_token_for(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        roles: &[String],
+    ) -> String {
+        let now = unix_now();
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5t": "sim", "kid": "sim"});
+        let payload = json!({
+            "aud": "https://graph.microsoft.com",
+            "iss": format!("https://sts.windows.net/{tenant}/"),
+            "tid": tenant,
+            "appid": client_id,
+            "azp": client_id,
+            "idtyp": "app",
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME_SECS,
+            "roles": roles,
+            "uti": uuid::Uuid::new_v4().to_string(),
+        });
+        let signature: [u8; 32] = rand::random();
+        // "Access tokens are opaque to clients ... Don't try to validate or read tokens for any
+        // API you don't own" (access-tokens overview); Graph's are JWTs today, so both shapes.
+        let token = if self.opaque.load(std::sync::atomic::Ordering::Relaxed) {
+            URL_SAFE_NO_PAD.encode(signature)
+        } else {
+            format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(payload.to_string()),
+                URL_SAFE_NO_PAD.encode(signature)
+            )
+        };
         let now = Instant::now();
         let mut tokens = self.tokens.lock();
-        tokens.retain(|_, exp| *exp > now);
+        tokens.retain(|_, t| t.expires > now);
         tokens.insert(
             token.clone(),
-            now + Duration::from_secs(TOKEN_LIFETIME_SECS),
+            IssuedToken {
+                expires: now + Duration::from_secs(TOKEN_LIFETIME_SECS),
+                roles: roles.to_vec().into(),
+            },
         );
         token
     }
 
-    pub(crate) fn token_valid(&self, token: &str) -> bool {
+    /// The token's grant, when it was issued here and has not expired or been revoked.
+    pub(crate) fn token_info(&self, token: &str) -> Option<IssuedToken> {
         self.tokens
             .lock()
             .get(token)
-            .is_some_and(|exp| *exp > Instant::now())
+            .filter(|t| t.expires > Instant::now())
+            .cloned()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn token_valid(&self, token: &str) -> bool {
+        self.token_info(token).is_some()
     }
 
     pub(crate) fn revoke_tokens(&self) {
@@ -253,12 +344,18 @@ impl Auth {
             ));
         }
         let client_id = self.verify_assertion(ctx, param("client_id"), assertion)?;
-        tracing::debug!(tenant = ctx.tenant, client_id, "token issued");
+        let roles = self
+            .apps
+            .read()
+            .get(&(ctx.tenant.to_lowercase(), client_id.to_lowercase()))
+            .map(|a| a.roles.clone())
+            .unwrap_or_default();
+        tracing::debug!(tenant = ctx.tenant, client_id, ?roles, "token issued");
         Ok(json!({
             "token_type": "Bearer",
             "expires_in": TOKEN_LIFETIME_SECS,
             "ext_expires_in": TOKEN_LIFETIME_SECS,
-            "access_token": self.issue_token(),
+            "access_token": self.issue_token_for(ctx.tenant, &client_id, &roles),
         }))
     }
 
@@ -434,5 +531,22 @@ mod tests {
         assert!(!auth.token_valid("nope"));
         auth.revoke_tokens();
         assert!(!auth.token_valid(&a));
+    }
+
+    #[test]
+    fn tokens_carry_the_roles_granted_when_issued() {
+        let auth = Auth::default();
+        auth.register_app("t", "c", CERT).expect("register");
+        assert!(auth.set_roles("t", "c", &["UserAuthMethod-Phone.ReadWrite.All"]));
+        assert!(!auth.set_roles("t", "other", &[]));
+        let token = auth.issue_token_for("t", "c", &["A.B".to_string()]);
+        let payload = token.split('.').nth(1).expect("three parts");
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+                .expect("json");
+        assert_eq!(claims["roles"], json!(["A.B"]));
+        assert_eq!(claims["tid"], "t");
+        let info = auth.token_info(&token).expect("issued");
+        assert_eq!(&*info.roles, &["A.B".to_string()]);
     }
 }

@@ -5,7 +5,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// How the simulator behaves. `Default` models a large tenant (8,000 RU per 10 s, 3,000 writes
-/// per 150 s), no latency, no faults, SMS sign-in policy off, only seeded users exist.
+/// per 150 s), no latency, no faults, SMS sign-in allowed for nobody, only seeded users exist,
+/// bodyless POSTs without `Content-Length` refused, SMS sign-in conflicts answered 409.
 ///
 /// A budget of `0` disables that budget (unlimited).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +23,25 @@ pub struct SimConfig {
     pub write_window: Duration,
     /// Random fault injection.
     pub faults: FaultConfig,
-    /// Tenant policy enables SMS sign-in for new mobile methods.
+    /// The authentication methods policy enables SMS sign-in (the Text message method with
+    /// "use for sign-in") for users: for all of them, or only for
+    /// [`SimConfig::sms_sign_in_policy_users`] when that is not empty. A user in the policy gets
+    /// SMS sign-in on a new mobile at once; a user outside it has `smsSignInState`
+    /// `notAllowedByPolicy` and `enableSmsSignIn` answers 400.
     pub sms_sign_in_policy: bool,
+    /// The users (UPN or object id, case-insensitive) the SMS sign-in policy targets; empty:
+    /// every user.
+    pub sms_sign_in_policy_users: Vec<String>,
+    /// How a mobile create/update answers when policy enables SMS sign-in for the user and
+    /// another user already holds the number for SMS sign-in.
+    pub sms_conflict_answer: SmsConflictAnswer,
+    /// Refuse a POST/PUT/PATCH without `Content-Length` or `Transfer-Encoding` with 411, as
+    /// Graph's HTTP/1.1 front end does.
+    pub require_content_length: bool,
+    /// Quote the phone number in the texts of phone errors (400 invalid number, 409
+    /// `phoneNumberNotUnique`). No source shows Graph doing so; it makes a client's masking of
+    /// error texts testable end to end. Default off.
+    pub echo_numbers_in_errors: bool,
     /// Any UPN (a user id containing `@`) exists: unknown users are created on first use.
     pub auto_create_users: bool,
 }
@@ -38,9 +56,24 @@ impl Default for SimConfig {
             write_window: Duration::from_secs(150),
             faults: FaultConfig::default(),
             sms_sign_in_policy: false,
+            sms_sign_in_policy_users: Vec::new(),
+            sms_conflict_answer: SmsConflictAnswer::Conflict,
+            require_content_length: true,
+            echo_numbers_in_errors: false,
             auto_create_users: false,
         }
     }
+}
+
+/// Graph's two reported answers to a mobile write whose number another user holds for SMS
+/// sign-in (the method is written either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmsConflictAnswer {
+    /// 409 `phoneNumberNotUnique` (the stricter shape, and the default).
+    #[default]
+    Conflict,
+    /// 201 (create) / 204 (update) with the method's `smsSignInState` `phoneNumberNotUnique`.
+    Accepted,
 }
 
 /// Random faults on Graph endpoints (never on the token endpoint or on the in-process control API).

@@ -1,11 +1,13 @@
 //! The simulated directory: users, their phone/email methods, default method, SMS sign-in, and
 //! the rules Graph enforces on them. Pure and synchronous; the server holds it behind a mutex.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::config::SmsConflictAnswer;
 use crate::model::{PhoneType, SeedUser, UserState, WriteRecord, EMAIL_METHOD_ID};
 use crate::response::GraphError;
 
@@ -13,6 +15,7 @@ const SMS_READY: &str = "ready";
 const SMS_NOT_ENABLED: &str = "notEnabled";
 const SMS_NOT_UNIQUE: &str = "phoneNumberNotUnique";
 const SMS_NOT_SUPPORTED: &str = "notSupported";
+const SMS_NOT_ALLOWED: &str = "notAllowedByPolicy";
 
 /// Values Graph accepts for `userPreferredMethodForSecondaryAuthentication`.
 const DEFAULT_METHODS: [&str; 7] = [
@@ -36,6 +39,8 @@ struct User {
     /// The mobile's `smsSignInState` (meaningful only with a mobile).
     sms_state: &'static str,
     default_method: Option<String>,
+    /// Until then the user answers 404 (directory replication of a new user).
+    visible_from: Option<Instant>,
 }
 
 impl User {
@@ -55,10 +60,12 @@ impl User {
         }
     }
 
-    fn phone_json(&self, t: PhoneType) -> Option<Value> {
+    /// `sms_shown`: the mobile's `smsSignInState` as Graph reports it (see
+    /// [`Directory::sms_state_shown`]).
+    fn phone_json(&self, t: PhoneType, sms_shown: &'static str) -> Option<Value> {
         self.phone(t).as_ref().map(|number| {
             let sms = if t == PhoneType::Mobile {
-                self.sms_state
+                sms_shown
             } else {
                 SMS_NOT_SUPPORTED
             };
@@ -77,7 +84,7 @@ impl User {
             .map(|e| json!({"id": EMAIL_METHOD_ID, "emailAddress": e}))
     }
 
-    fn snapshot(&self) -> UserState {
+    fn snapshot(&self, sms_shown: &'static str) -> UserState {
         UserState {
             id: self.id.clone(),
             upn: self.upn.clone(),
@@ -85,7 +92,7 @@ impl User {
             alternate_mobile: self.alternate_mobile.clone(),
             office: self.office.clone(),
             email: self.email.clone(),
-            sms_sign_in: self.mobile.as_ref().map(|_| self.sms_state.to_string()),
+            sms_sign_in: self.mobile.as_ref().map(|_| sms_shown.to_string()),
             default_method: self.default_method.clone(),
         }
     }
@@ -151,10 +158,57 @@ fn object_body(body: Option<&Value>) -> Result<&Value, GraphError> {
     }
 }
 
-fn invalid_phone() -> GraphError {
-    GraphError::bad_request(
-        "invalidPhoneNumber: the phone number is not in a valid format; expected '+{countryCode} {number}x{extension}'.",
-    )
+/// 400 for a number not in Graph's form. No source shows Graph quoting the refused number (its
+/// texts do quote other caller-supplied values: the method id, the UPN in a 404); with
+/// `echo_numbers` the text quotes it all the same, so that a client's masking of error texts is
+/// exercised end to end.
+fn invalid_phone(number: &str, echo_numbers: bool) -> GraphError {
+    if echo_numbers {
+        GraphError::bad_request(format!(
+            "invalidPhoneNumber: the phone number '{number}' is not in a valid format; expected '+{{countryCode}} {{number}}x{{extension}}'."
+        ))
+    } else {
+        GraphError::bad_request(
+            "invalidPhoneNumber: the phone number is not in a valid format; expected '+{countryCode} {number}x{extension}'.",
+        )
+    }
+}
+
+/// 409 `phoneNumberNotUnique` (create/update of a mobile whose number another user holds for SMS
+/// sign-in, and `enableSmsSignIn` with such a number). Status and code: "If the number is already
+/// used by another user for SMS Sign-In, Graph returns a 409 Conflict with error code
+/// "phoneNumberNotUnique". However, the phone method itself (for regular MFA) is typically created
+/// or updated successfully despite this error." (realmjoin/realmjoin-runbooks PR #318,
+/// user/security/set-or-remove-mobile-phone-MFA.ps1; microsoft/MTC_FLWTeamsScale
+/// scripts/EnableSMS.ps1 handles the same code from both calls). No source shows the message text.
+fn number_not_unique(number: &str, echo_numbers: bool) -> GraphError {
+    let message = if echo_numbers {
+        format!("The phone number '{number}' is already used for SMS sign-in by another user.")
+    } else {
+        "The phone number is already used for SMS sign-in by another user.".to_string()
+    };
+    GraphError::new(StatusCode::CONFLICT, "phoneNumberNotUnique", message)
+}
+
+/// The 400 for deleting the phone behind the user's default method. Graph's text changed over
+/// time; both wordings are used, by turns (users of even and odd index), so a client must
+/// recognise either:
+/// - "The requested authentication method id of [{id}] matches the user's current default
+///   authentication method, and cannot be deleted until the default authentication method is
+///   changed" (microsoftgraph/microsoft-graph-docs-contrib#1888, 2022);
+/// - "Cannot delete default method with other methods configured. Please change default method
+///   before deletion." (microsoftgraph/microsoft-graph-docs-contrib#2913, 2021).
+fn default_method_refusal(idx: usize, t: PhoneType) -> GraphError {
+    if idx.is_multiple_of(2) {
+        GraphError::bad_request(format!(
+            "The requested authentication method id of [{}] matches the user's current default authentication method, and cannot be deleted until the default authentication method is changed",
+            t.method_id()
+        ))
+    } else {
+        GraphError::bad_request(
+            "Cannot delete default method with other methods configured. Please change default method before deletion.",
+        )
+    }
 }
 
 /// Users and their methods, plus the write log.
@@ -167,7 +221,14 @@ pub(crate) struct Directory {
     sms_owner: HashMap<String, usize>,
     write_log: Vec<WriteRecord>,
     pub(crate) sms_sign_in_policy: bool,
+    /// Lower-cased UPNs and object ids the SMS sign-in policy targets; empty: everyone.
+    pub(crate) sms_policy_users: HashSet<String>,
+    pub(crate) sms_conflict_answer: SmsConflictAnswer,
+    /// Quote the phone number in error texts (see [`invalid_phone`]).
+    pub(crate) echo_numbers: bool,
     pub(crate) auto_create_users: bool,
+    /// Lower-cased group id -> its members (user UPNs or ids, or group ids), as added.
+    groups: HashMap<String, Vec<String>>,
 }
 
 impl Directory {
@@ -177,6 +238,36 @@ impl Directory {
             auto_create_users,
             ..Directory::default()
         }
+    }
+
+    /// Targets the SMS sign-in policy at these users only (empty: everyone).
+    pub(crate) fn set_sms_policy_users(&mut self, users: &[String]) {
+        self.sms_policy_users = users.iter().map(|u| u.to_lowercase()).collect();
+    }
+
+    /// Whether the authentication methods policy enables SMS sign-in for the user.
+    fn in_sms_policy(&self, idx: usize) -> bool {
+        let u = &self.users[idx];
+        self.sms_sign_in_policy
+            && (self.sms_policy_users.is_empty()
+                || self.sms_policy_users.contains(&u.id.to_lowercase())
+                || self.sms_policy_users.contains(&u.upn.to_lowercase()))
+    }
+
+    /// The mobile's `smsSignInState` as Graph reports it: a user the policy does not enable
+    /// for SMS sign-in reads `notAllowedByPolicy` (the `smsSignInState` values of
+    /// https://learn.microsoft.com/en-us/graph/api/resources/phoneauthenticationmethod).
+    fn sms_state_shown(&self, idx: usize) -> &'static str {
+        let state = self.users[idx].sms_state;
+        if state == SMS_NOT_ENABLED && !self.in_sms_policy(idx) {
+            SMS_NOT_ALLOWED
+        } else {
+            state
+        }
+    }
+
+    fn phone_json(&self, idx: usize, t: PhoneType) -> Option<Value> {
+        self.users[idx].phone_json(t, self.sms_state_shown(idx))
     }
 
     fn find(&self, key: &str) -> Option<usize> {
@@ -212,6 +303,7 @@ impl Directory {
             email: seed.email.clone(),
             sms_state: SMS_NOT_ENABLED,
             default_method: seed.default_method.clone(),
+            visible_from: None,
         };
         let idx = match existing {
             Some(i) => {
@@ -233,8 +325,18 @@ impl Directory {
 
     /// Resolves a path's `{id}` (object id or UPN, case-insensitive), creating the user when
     /// `auto_create_users` is on and the id looks like a UPN.
+    ///
+    /// A user still replicating ([`Directory::hide_until`]) answers 404 like an unknown one: a
+    /// user created seconds ago can be missing from Graph for a while (see the crate docs,
+    /// "Replication").
     pub(crate) fn resolve(&mut self, key: &str) -> Result<usize, GraphError> {
         if let Some(i) = self.find(key) {
+            if self.users[i]
+                .visible_from
+                .is_some_and(|t| Instant::now() < t)
+            {
+                return Err(GraphError::user_not_found(key));
+            }
             return Ok(i);
         }
         if self.auto_create_users && key.contains('@') {
@@ -247,17 +349,84 @@ impl Directory {
                 email: None,
                 sms_state: SMS_NOT_ENABLED,
                 default_method: None,
+                visible_from: None,
             }));
         }
         Err(GraphError::user_not_found(key))
     }
 
+    /// Adds (or replaces) a group with these members: user UPNs or object ids, or group ids
+    /// (nested groups).
+    pub(crate) fn add_group(&mut self, id: &str, members: &[String]) {
+        self.groups.insert(id.to_lowercase(), members.to_vec());
+    }
+
+    /// The users of a group: its direct members, or with `transitive` those of nested groups
+    /// too (each once), as `{"@odata.type", "id", "userPrincipalName"}`, in the order added.
+    pub(crate) fn group_members(
+        &self,
+        id: &str,
+        transitive: bool,
+    ) -> Result<Vec<Value>, GraphError> {
+        if !self.groups.contains_key(&id.to_lowercase()) {
+            return Err(GraphError::user_not_found(id));
+        }
+        let mut out = Vec::new();
+        let mut seen_users = HashSet::new();
+        let mut seen_groups = HashSet::new();
+        let mut stack = vec![id.to_lowercase()];
+        let now = Instant::now();
+        while let Some(g) = stack.pop() {
+            if !seen_groups.insert(g.clone()) {
+                continue;
+            }
+            let Some(members) = self.groups.get(&g) else {
+                continue;
+            };
+            for m in members {
+                let key = m.to_lowercase();
+                if self.groups.contains_key(&key) {
+                    if transitive {
+                        stack.push(key);
+                    }
+                    continue;
+                }
+                if let Some(i) = self.find(&key) {
+                    let u = &self.users[i];
+                    if u.visible_from.is_some_and(|t| now < t) || !seen_users.insert(i) {
+                        continue;
+                    }
+                    out.push(json!({
+                        "@odata.type": "#microsoft.graph.user",
+                        "id": u.id,
+                        "userPrincipalName": u.upn,
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes an existing user answer 404 until `when`. Returns false when there is no such user.
+    pub(crate) fn hide_until(&mut self, key: &str, when: Instant) -> bool {
+        match self.find(key) {
+            Some(i) => {
+                self.users[i].visible_from = Some(when);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn user(&self, key: &str) -> Option<UserState> {
-        self.find(key).map(|i| self.users[i].snapshot())
+        self.find(key)
+            .map(|i| self.users[i].snapshot(self.sms_state_shown(i)))
     }
 
     pub(crate) fn users(&self) -> Vec<UserState> {
-        self.users.iter().map(User::snapshot).collect()
+        (0..self.users.len())
+            .map(|i| self.users[i].snapshot(self.sms_state_shown(i)))
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -324,28 +493,34 @@ impl Directory {
     /// One page of users (`skip` users skipped, at most `top`), in insertion order, and whether
     /// more follow.
     pub(crate) fn list_users(&self, skip: usize, top: usize) -> (Vec<Value>, bool) {
+        let now = Instant::now();
         let page = self
             .users
             .iter()
+            .filter(|u| u.visible_from.is_none_or(|t| t <= now))
             .skip(skip)
             .take(top)
             .map(|u| json!({"id": u.id, "userPrincipalName": u.upn}))
             .collect();
-        (page, skip.saturating_add(top) < self.users.len())
+        let visible = self
+            .users
+            .iter()
+            .filter(|u| u.visible_from.is_none_or(|t| t <= now))
+            .count();
+        (page, skip.saturating_add(top) < visible)
     }
 
     // ----- phone methods -----
 
     pub(crate) fn list_phones(&mut self, key: &str) -> Result<Value, GraphError> {
         let i = self.resolve(key)?;
-        let u = &self.users[i];
         let value: Vec<Value> = [
             PhoneType::Mobile,
             PhoneType::AlternateMobile,
             PhoneType::Office,
         ]
         .into_iter()
-        .filter_map(|t| u.phone_json(t))
+        .filter_map(|t| self.phone_json(i, t))
         .collect();
         Ok(json!({ "value": value }))
     }
@@ -358,8 +533,7 @@ impl Directory {
     pub(crate) fn get_phone(&mut self, key: &str, method_id: &str) -> Result<Value, GraphError> {
         let i = self.resolve(key)?;
         let t = Self::phone_type_of(method_id)?;
-        self.users[i]
-            .phone_json(t)
+        self.phone_json(i, t)
             .ok_or_else(|| GraphError::method_not_found("phone", method_id))
     }
 
@@ -380,7 +554,7 @@ impl Directory {
             ))
         })?;
         if !is_valid_phone(number) {
-            return Err(invalid_phone());
+            return Err(invalid_phone(number, self.echo_numbers));
         }
         if self.users[i].phone(t).is_some() {
             return Err(GraphError::bad_request(format!(
@@ -394,15 +568,23 @@ impl Directory {
             ));
         }
         *self.users[i].phone_mut(t) = Some(number.to_string());
+        let mut conflict = false;
         if t == PhoneType::Mobile {
             self.users[i].sms_state = SMS_NOT_ENABLED;
-            if self.sms_sign_in_policy {
-                self.try_enable_sms(i);
+            // "If a user is enabled by policy to use SMS to sign in and a mobile number is
+            // added, the system will attempt to register the number for use in that system."
+            // (https://learn.microsoft.com/en-us/graph/api/authentication-post-phonemethods)
+            if self.in_sms_policy(i) {
+                conflict = !self.try_enable_sms(i);
             }
         }
         self.record(i, t.as_str(), "create", Some(number.to_string()));
-        self.users[i]
-            .phone_json(t)
+        if conflict && self.sms_conflict_answer == SmsConflictAnswer::Conflict {
+            // The method is written, and the answer is 409 all the same (see the crate docs,
+            // "SMS sign-in").
+            return Err(number_not_unique(number, self.echo_numbers));
+        }
+        self.phone_json(i, t)
             .ok_or_else(|| GraphError::method_not_found("phone", t.method_id()))
     }
 
@@ -429,22 +611,27 @@ impl Directory {
         let number = str_field(body, "phoneNumber")?;
         if let Some(n) = number {
             if !is_valid_phone(n) {
-                return Err(invalid_phone());
+                return Err(invalid_phone(n, self.echo_numbers));
             }
         }
         let current = self.users[i].phone(t).clone().unwrap_or_default();
         let new_number = number.unwrap_or(&current).to_string();
+        let mut conflict = false;
         if t == PhoneType::Mobile && sms_key(&new_number) != sms_key(&current) {
             let state = self.users[i].sms_state;
             self.release_sms(i);
             self.users[i].mobile = Some(new_number.clone());
-            if state != SMS_NOT_ENABLED || self.sms_sign_in_policy {
-                self.try_enable_sms(i);
+            self.users[i].sms_state = SMS_NOT_ENABLED;
+            if state != SMS_NOT_ENABLED || self.in_sms_policy(i) {
+                conflict = !self.try_enable_sms(i);
             }
         } else {
             *self.users[i].phone_mut(t) = Some(new_number.clone());
         }
-        self.record(i, t.as_str(), "update", Some(new_number));
+        self.record(i, t.as_str(), "update", Some(new_number.clone()));
+        if conflict && self.sms_conflict_answer == SmsConflictAnswer::Conflict {
+            return Err(number_not_unique(&new_number, self.echo_numbers));
+        }
         Ok(())
     }
 
@@ -459,10 +646,7 @@ impl Directory {
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(default))
             {
-                return Err(GraphError::bad_request(format!(
-                    "Cannot delete the {} phone method: it is used by the user's default sign-in method '{default}'. Change the default method first.",
-                    t.as_str()
-                )));
+                return Err(default_method_refusal(i, t));
             }
         }
         if t == PhoneType::Mobile && self.users[i].alternate_mobile.is_some() {
@@ -497,12 +681,22 @@ impl Directory {
             return Err(GraphError::method_not_found("phone", method_id));
         }
         if enable {
-            if !self.try_enable_sms(i) {
+            // "The user must be enabled for SMS sign-in in the authentication methods policy."
+            // (https://learn.microsoft.com/en-us/graph/api/phoneauthenticationmethod-enablesmssignin)
+            // The refusal: 405 with "Can not enable Sms sign in on phone auth method as the
+            // credential policy is not enabled on user." (microsoft/MTC_FLWTeamsScale,
+            // scripts/EnableSMS.ps1, which tests for exactly this status and text; the same words
+            // in microsoftgraph/msgraph-sdk-dotnet#2549). No source shows its error code.
+            if !self.in_sms_policy(i) && self.users[i].sms_state != SMS_READY {
                 return Err(GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "phoneNumberNotUnique",
-                    "The phone number is already used for SMS sign-in by another user in the tenant.",
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "badRequest",
+                    "Can not enable Sms sign in on phone auth method as the credential policy is not enabled on user.",
                 ));
+            }
+            if !self.try_enable_sms(i) {
+                let number = self.users[i].mobile.clone().unwrap_or_default();
+                return Err(number_not_unique(&number, self.echo_numbers));
             }
             self.record(i, "smsSignIn", "enable", None);
         } else {
@@ -725,7 +919,7 @@ mod tests {
             .delete_phone("a@x.com", OFFICE_METHOD_ID)
             .expect_err("default");
         assert_eq!(e.code, "badRequest");
-        assert!(e.message.contains("voiceOffice"));
+        assert!(e.message.contains(OFFICE_METHOD_ID), "{}", e.message);
         assert!(d.write_log().is_empty());
     }
 
@@ -738,10 +932,25 @@ mod tests {
             .create_phone("a@x.com", Some(&phone("+1 2065550100", "mobile")))
             .expect("a");
         assert_eq!(a["smsSignInState"], "ready");
-        let b = d
+        // The stricter shape: 409, and the method is written all the same.
+        let e = d
             .create_phone("b@x.com", Some(&phone("+1 2065550100x9", "mobile")))
-            .expect("b");
-        assert_eq!(b["smsSignInState"], "phoneNumberNotUnique");
+            .expect_err("b's number is a's SMS sign-in number");
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::CONFLICT, "phoneNumberNotUnique")
+        );
+        assert!(!e.message.contains("2065550100"), "{}", e.message);
+        let b = d.user("b@x.com").expect("b");
+        assert_eq!(b.mobile.as_deref(), Some("+1 2065550100x9"));
+        assert_eq!(b.sms_sign_in.as_deref(), Some("phoneNumberNotUnique"));
+        // The other shape: 201 with the state.
+        d.sms_conflict_answer = SmsConflictAnswer::Accepted;
+        d.add_user(SeedUser::new("c@x.com"));
+        let c = d
+            .create_phone("c@x.com", Some(&phone("+1 2065550100", "mobile")))
+            .expect("201 shape");
+        assert_eq!(c["smsSignInState"], "phoneNumberNotUnique");
         d.set_sms_sign_in("a@x.com", MOBILE_METHOD_ID, false)
             .expect("disable");
         d.set_sms_sign_in("b@x.com", MOBILE_METHOD_ID, true)
@@ -749,7 +958,87 @@ mod tests {
         let e = d
             .set_sms_sign_in("a@x.com", MOBILE_METHOD_ID, true)
             .expect_err("taken by b");
-        assert_eq!(e.code, "phoneNumberNotUnique");
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::CONFLICT, "phoneNumberNotUnique")
+        );
+    }
+
+    #[test]
+    fn users_outside_the_sms_policy_cannot_enable_it() {
+        let mut d = Directory::new(true, false);
+        d.set_sms_policy_users(&["in@x.com".to_string()]);
+        for u in ["in@x.com", "out@x.com"] {
+            d.add_user(SeedUser::new(u));
+        }
+        let inside = d
+            .create_phone("in@x.com", Some(&phone("+1 2065550100", "mobile")))
+            .expect("in");
+        assert_eq!(inside["smsSignInState"], "ready");
+        let outside = d
+            .create_phone("out@x.com", Some(&phone("+1 2065550101", "mobile")))
+            .expect("out");
+        assert_eq!(outside["smsSignInState"], "notAllowedByPolicy");
+        let e = d
+            .set_sms_sign_in("out@x.com", MOBILE_METHOD_ID, true)
+            .expect_err("not in the policy");
+        assert_eq!(e.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(
+            e.message.contains("credential policy is not enabled"),
+            "{}",
+            e.message
+        );
+        // Policy off: nobody.
+        d.sms_sign_in_policy = false;
+        d.set_sms_sign_in("in@x.com", MOBILE_METHOD_ID, false)
+            .expect("disable");
+        assert!(d
+            .set_sms_sign_in("in@x.com", MOBILE_METHOD_ID, true)
+            .is_err());
+        assert_eq!(
+            d.user("in@x.com").and_then(|u| u.sms_sign_in).as_deref(),
+            Some("notAllowedByPolicy")
+        );
+    }
+
+    #[test]
+    fn a_replicating_user_answers_404_until_it_is_visible() {
+        let mut d = Directory::new(false, false);
+        d.add_user(SeedUser::new("new@x.com"));
+        assert!(d.hide_until(
+            "new@x.com",
+            Instant::now() + std::time::Duration::from_secs(60)
+        ));
+        let e = d.list_phones("new@x.com").expect_err("replicating");
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(d.list_users(0, 10).0.len(), 0);
+        assert!(d.hide_until("new@x.com", Instant::now()));
+        assert!(d.list_phones("new@x.com").is_ok());
+        assert!(!d.hide_until("nobody@x.com", Instant::now()));
+    }
+
+    #[test]
+    fn both_default_method_texts_are_used() {
+        let mut d = Directory::new(false, false);
+        for u in ["a@x.com", "b@x.com"] {
+            d.add_user(SeedUser {
+                mobile: Some("+1 2065550100".into()),
+                default_method: Some("sms".into()),
+                ..SeedUser::new(u)
+            });
+        }
+        let a = d.delete_phone("a@x.com", MOBILE_METHOD_ID).expect_err("a");
+        let b = d.delete_phone("b@x.com", MOBILE_METHOD_ID).expect_err("b");
+        assert!(
+            a.message.contains(&format!(
+                "[{MOBILE_METHOD_ID}] matches the user's current default authentication method"
+            )),
+            "{}",
+            a.message
+        );
+        assert!(b
+            .message
+            .starts_with("Cannot delete default method with other methods configured."));
     }
 
     #[test]

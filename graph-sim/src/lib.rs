@@ -1,4 +1,6 @@
-//! A Microsoft Graph simulator for authentication phone and email methods.
+//! A Microsoft Graph simulator for authentication phone and email methods. It imitates
+//! Microsoft's service, not this product's client: each behaviour below cites where it is
+//! documented or reported.
 //!
 //! [`GraphSim::start`] binds `127.0.0.1:0` and serves, under [`GraphSim::base_url`]:
 //!
@@ -37,30 +39,87 @@
 //! # Errors
 //!
 //! Graph errors have Graph's shape, `{"error":{"code","message","innerError"}}`:
-//! - unknown user: 404 `Request_ResourceNotFound`, "Resource '{id}' does not exist ...";
+//! - unknown user: 404 `Request_ResourceNotFound`, "Resource '{id}' does not exist or one of its
+//!   queried reference-property objects are not present." (the directory's text, seen in many
+//!   field reports, e.g. ansible-collections/azure PR #2258);
 //! - missing method: 404 `itemNotFound`;
 //! - phone format (`+{cc} {number}[x{ext}]`): 400 `badRequest`, message starts with
-//!   `invalidPhoneNumber:`;
+//!   `invalidPhoneNumber:` ("Numbers are rejected when creating or updating if they don't match
+//!   the required format", https://learn.microsoft.com/en-us/graph/api/resources/phoneauthenticationmethod);
 //! - type already present: 400 `badRequest`, "The phone method already exists ...";
 //! - alternateMobile without mobile: 400 `badRequest`, "An alternateMobile phone method requires
 //!   a mobile phone method ..."; deleting the mobile while an alternate exists: 400 `badRequest`;
 //! - changing `phoneType`: 400 `badRequest`;
-//! - deleting the phone behind the default method: 400 `badRequest`, "Cannot delete the mobile
-//!   phone method: it is used by the user's default sign-in method 'sms'. ..." (`sms` and
-//!   `voiceMobile` hold the mobile, `voiceAlternateMobile` the alternate, `voiceOffice` the
-//!   office);
-//! - `enableSmsSignIn` on a number another user has enabled: 400 `phoneNumberNotUnique`;
+//! - deleting the phone behind the default method: 400 `badRequest` in either of Graph's two
+//!   wordings, "The requested authentication method id of [{id}] matches the user's current
+//!   default authentication method, and cannot be deleted until the default authentication method
+//!   is changed" (microsoftgraph/microsoft-graph-docs-contrib#1888) or "Cannot delete default
+//!   method with other methods configured. Please change default method before deletion."
+//!   (microsoftgraph/microsoft-graph-docs-contrib#2913), by turns (`sms` and `voiceMobile` hold
+//!   the mobile, `voiceAlternateMobile` the alternate, `voiceOffice` the office);
+//! - a missing application permission: 403, see "Permissions";
 //! - missing/unknown/revoked token: 401 `InvalidAuthenticationToken`.
 //!
+//! No source shows Graph quoting a phone number in an error text (it quotes other values the
+//! caller sent: the method id above, the user id in a 404). With
+//! [`SimConfig::echo_numbers_in_errors`] the phone error texts quote the number all the same, so
+//! that a client's masking of error texts is tested end to end.
+//!
+//! # 411 Length Required
+//!
+//! A POST/PUT/PATCH without `Content-Length` or `Transfer-Encoding` gets 411 with an HTML body
+//! ("HTTP Error 411. The request must be chunked or have a content length."), before
+//! authentication, not counted as a Graph request. "I found a common misconception that a POST
+//! request with no body requires no "Content-Length: 0" header. Not all web services enforce this
+//! requirement but the Microsoft.Graph endpoint does." (microsoftgraph/microsoft-graph-docs PR
+//! #2262; https://learn.microsoft.com/en-us/graph/api/message-send lists `Content-Length: 0.
+//! Required.`; the HTML text as reported in sreeise/graph-rs-sdk#524). Every report is of a
+//! bodyless POST (`message: send`); the same front end serves `enableSmsSignIn` and
+//! `disableSmsSignIn`. [`SimConfig::require_content_length`] turns it off.
+//!
+//! # Permissions
+//!
+//! Issued access tokens carry the app's granted application permissions in their `roles` claim
+//! (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference:
+//! "The client credential flow uses this set of permission in place of user scopes for
+//! application tokens"), as granted *when the token was issued* ([`GraphSim::set_app_roles`];
+//! default [`DEFAULT_ROLES`]). Every route checks them against its reference page's permissions
+//! table (`routes.rs`) and answers 403 when none is granted: authentication-method paths with
+//! `accessDenied` "Request Authorization failed" (microsoftgraph/msgraph-sdk-go#441,
+//! microsoftgraph/msgraph-sdk-powershell#2602), directory paths (`/users`) with
+//! `Authorization_RequestDenied` "Insufficient privileges to complete the operation."
+//! (microsoftgraph/python-sample-auth#12). [`GraphSim::set_opaque_tokens`] issues tokens whose
+//! claims cannot be read, as Microsoft reserves the right to.
+//!
+//! # Replication
+//!
+//! [`GraphSim::hide_user_for`] makes a user answer 404 for a while: "During this replication
+//! window, it is normal for: ... A newly created object to return a "Not Found""
+//! (https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
+//!
 //! Token errors have AAD's shape `{"error","error_description":"AADSTS...","error_codes"}`:
-//! 401 `invalid_client` for assertion problems, 400 for malformed requests, unknown tenants
-//! (`invalid_request`), unknown apps (`unauthorized_client`) and scopes (`invalid_scope`).
+//! 401 `invalid_client` for assertion problems (AADSTS700027 for a certificate the app does not
+//! have, 700024 for a time range), 400 for malformed requests, unknown tenants (90002,
+//! `invalid_request`), unknown apps (700016, `unauthorized_client`) and scopes (`invalid_scope`)
+//! (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
 //!
 //! # SMS sign-in
 //!
-//! A mobile's `smsSignInState` is `notEnabled` unless enabled; with `sms_sign_in_policy`, a new
-//! mobile is enabled at once (`ready`), or `phoneNumberNotUnique` when another user already has
-//! the number enabled. Alternate and office phones report `notSupported`. The default method
+//! The authentication methods policy enables SMS sign-in for all users or for named ones
+//! ([`SimConfig::sms_sign_in_policy`], [`SimConfig::sms_sign_in_policy_users`]). A user outside
+//! it reads `smsSignInState` `notAllowedByPolicy`, and `enableSmsSignIn` answers 405 "Can not
+//! enable Sms sign in on phone auth method as the credential policy is not enabled on user."
+//! (microsoft/MTC_FLWTeamsScale scripts/EnableSMS.ps1; microsoftgraph/msgraph-sdk-dotnet#2549;
+//! "The user must be enabled for SMS sign-in in the authentication methods policy",
+//! https://learn.microsoft.com/en-us/graph/api/phoneauthenticationmethod-enablesmssignin). For a
+//! user in it, a new mobile is enabled at once ("if a user is enabled by policy to use SMS sign-in
+//! and a mobile number is added, the system will attempt to register the number for use in that
+//! system", https://learn.microsoft.com/en-us/graph/api/authentication-post-phonemethods): `ready`,
+//! or, when another user already holds the number, the method is written and the answer is 409
+//! `phoneNumberNotUnique` (realmjoin/realmjoin-runbooks PR #318), or with
+//! [`SmsConflictAnswer::Accepted`] the 201 carrying `smsSignInState: phoneNumberNotUnique` (the
+//! reference page's shape). `enableSmsSignIn` with such a number answers 409
+//! `phoneNumberNotUnique`. Alternate and office phones report `notSupported`. The default method
 //! only changes through `signInPreferences` or seeding.
 
 mod auth;
@@ -74,7 +133,7 @@ mod throttle;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,8 +142,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use auth::{CertificateError, MAX_ASSERTION_LIFETIME_SECS, TOKEN_LIFETIME_SECS};
-pub use config::{FaultConfig, FaultKind, SimConfig, UnknownFaultKind};
+pub use auth::{CertificateError, DEFAULT_ROLES, MAX_ASSERTION_LIFETIME_SECS, TOKEN_LIFETIME_SECS};
+pub use config::{FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, UnknownFaultKind};
 pub use model::{
     PhoneType, SeedUser, SimStats, UserState, WriteRecord, ALTERNATE_MOBILE_METHOD_ID,
     EMAIL_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
@@ -138,12 +197,13 @@ impl GraphSim {
     pub async fn start_on(addr: SocketAddr, cfg: SimConfig) -> io::Result<GraphSim> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let mut directory = Directory::new(cfg.sms_sign_in_policy, cfg.auto_create_users);
+        directory.set_sms_policy_users(&cfg.sms_sign_in_policy_users);
+        directory.sms_conflict_answer = cfg.sms_conflict_answer;
+        directory.echo_numbers = cfg.echo_numbers_in_errors;
         let inner = Arc::new(Inner {
             base_url: format!("http://{addr}"),
-            directory: Mutex::new(Directory::new(
-                cfg.sms_sign_in_policy,
-                cfg.auto_create_users,
-            )),
+            directory: Mutex::new(directory),
             throttle: Mutex::new(Throttle::new(
                 cfg.ru_per_window,
                 cfg.window,
@@ -155,6 +215,7 @@ impl GraphSim {
             faults: RwLock::new(cfg.faults.clone()),
             latency_us: AtomicU64::new(duration_micros(cfg.latency)),
             timeout_hold_ms: AtomicU64::new(duration_millis(DEFAULT_TIMEOUT_HOLD)),
+            require_content_length: AtomicBool::new(cfg.require_content_length),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = server::router(inner.clone());
@@ -202,6 +263,29 @@ impl GraphSim {
             .register_app(tenant, client_id, certificate_pem)
     }
 
+    /// Grants `roles` (application permissions, e.g. `UserAuthMethod-Phone.ReadWrite.All`) to a
+    /// registered app, replacing what it had: an admin consenting, or taking consent back.
+    /// Tokens already issued keep their roles; the next token carries the new ones. Returns
+    /// false when the app is not registered.
+    pub fn set_app_roles(&self, tenant: &str, client_id: &str, roles: &[&str]) -> bool {
+        self.inner.auth.set_roles(tenant, client_id, roles)
+    }
+
+    /// Issue opaque access tokens (no readable `roles`) instead of JWTs: a client must then
+    /// learn a missing permission from Graph's 403.
+    pub fn set_opaque_tokens(&self, on: bool) {
+        self.inner.auth.opaque.store(on, Ordering::Relaxed);
+    }
+
+    /// Makes an existing user answer 404 for `delay` from now, as a user created seconds ago
+    /// does while the directory replicates. Returns false when there is no such user.
+    pub fn hide_user_for(&self, upn_or_id: &str, delay: Duration) -> bool {
+        self.inner
+            .directory
+            .lock()
+            .hide_until(upn_or_id, Instant::now() + delay)
+    }
+
     /// Issues a valid bearer token without the token endpoint (tests of Graph calls alone).
     pub fn issue_token(&self) -> String {
         self.inner.auth.issue_token()
@@ -215,6 +299,13 @@ impl GraphSim {
     /// Adds a user, or replaces the one with the same id or UPN.
     pub fn add_user(&self, u: SeedUser) {
         self.inner.directory.lock().add_user(u);
+    }
+
+    /// Adds (or replaces) a group whose members are these users (UPNs or object ids) or groups
+    /// (ids): `GET /groups/{id}/members` and `/transitiveMembers` list them.
+    pub fn add_group(&self, id: &str, members: &[&str]) {
+        let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+        self.inner.directory.lock().add_group(id, &members);
     }
 
     /// Adds several users.
@@ -257,6 +348,28 @@ impl GraphSim {
 
     pub fn set_sms_sign_in_policy(&self, on: bool) {
         self.inner.directory.lock().sms_sign_in_policy = on;
+    }
+
+    /// Targets the SMS sign-in policy at these users only (UPNs or object ids; empty: all).
+    pub fn set_sms_sign_in_policy_users(&self, users: &[&str]) {
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        self.inner.directory.lock().set_sms_policy_users(&users);
+    }
+
+    pub fn set_sms_conflict_answer(&self, answer: SmsConflictAnswer) {
+        self.inner.directory.lock().sms_conflict_answer = answer;
+    }
+
+    /// Quote phone numbers in phone error texts (see [`SimConfig::echo_numbers_in_errors`]).
+    pub fn set_echo_numbers_in_errors(&self, on: bool) {
+        self.inner.directory.lock().echo_numbers = on;
+    }
+
+    /// Whether a POST/PUT/PATCH without `Content-Length` gets 411 (default true).
+    pub fn set_require_content_length(&self, on: bool) {
+        self.inner
+            .require_content_length
+            .store(on, Ordering::Relaxed);
     }
 
     pub fn set_auto_create_users(&self, on: bool) {

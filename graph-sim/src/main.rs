@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use graph_sim::{FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig};
+use graph_sim::{FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig, SmsConflictAnswer};
 use tracing_subscriber::EnvFilter;
 
 /// Simulates Microsoft Graph authentication phone/email methods and the token endpoint.
@@ -41,9 +41,25 @@ struct Args {
         default_value = "429,500,503,timeout,drop"
     )]
     fault_kinds: Vec<FaultKind>,
-    /// SMS sign-in policy: new mobiles get SMS sign-in enabled.
+    /// SMS sign-in policy: users it targets may use SMS sign-in, and get it on a new mobile.
     #[arg(long)]
     sms_sign_in_policy: bool,
+    /// The users (UPN or object id) the SMS sign-in policy targets (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "USERS")]
+    sms_policy_users: Vec<String>,
+    /// How a mobile write whose number another user holds for SMS sign-in is answered: 409
+    /// (`phoneNumberNotUnique`) or 201 (`smsSignInState: phoneNumberNotUnique`).
+    #[arg(long, default_value = "409", value_parser = ["409", "201"])]
+    sms_conflict_answer: String,
+    /// Accept a POST without `Content-Length` (Graph answers 411).
+    #[arg(long)]
+    allow_missing_content_length: bool,
+    /// Quote phone numbers in phone error texts (tests a client's log masking).
+    #[arg(long)]
+    echo_numbers_in_errors: bool,
+    /// Application permissions granted to the registered apps (default: all the product uses).
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    roles: Vec<String>,
     /// Any UPN exists (users are created on first use).
     #[arg(long)]
     auto_create_users: bool,
@@ -77,6 +93,14 @@ async fn run(args: Args) -> Result<(), String> {
         write_window: Duration::from_millis(args.write_window_ms),
         faults: FaultConfig::new(args.fault_rate, args.fault_kinds),
         sms_sign_in_policy: args.sms_sign_in_policy,
+        sms_sign_in_policy_users: args.sms_policy_users.clone(),
+        sms_conflict_answer: if args.sms_conflict_answer == "201" {
+            SmsConflictAnswer::Accepted
+        } else {
+            SmsConflictAnswer::Conflict
+        },
+        require_content_length: !args.allow_missing_content_length,
+        echo_numbers_in_errors: args.echo_numbers_in_errors,
         auto_create_users: args.auto_create_users,
     };
     if !(0.0..=1.0).contains(&cfg.faults.rate) {
@@ -98,6 +122,10 @@ async fn run(args: Args) -> Result<(), String> {
     for (tenant, client, file, pem) in &apps {
         sim.try_register_app(tenant, client, pem)
             .map_err(|e| format!("--register: {}: {e}", file.display()))?;
+        if !args.roles.is_empty() {
+            let roles: Vec<&str> = args.roles.iter().map(String::as_str).collect();
+            sim.set_app_roles(tenant, client, &roles);
+        }
         tracing::info!(%tenant, %client, "app registered");
     }
     if let Some(path) = &args.seed {

@@ -177,6 +177,10 @@ pub struct SimStats {
     pub token_errors: u64,
     /// Graph requests refused with 401.
     pub unauthorized: u64,
+    /// Graph requests refused with 403 (the token's roles lack the operation's permission).
+    pub forbidden: u64,
+    /// Requests refused with 411 (a POST/PUT/PATCH without `Content-Length`).
+    pub length_required: u64,
     /// Requests refused by the throttle (429 from the budgets, not injected).
     pub throttled: u64,
     pub faults_injected: u64,

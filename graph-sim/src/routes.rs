@@ -36,6 +36,12 @@ pub(crate) enum Route {
     GetUser {
         user: String,
     },
+    /// `GET /groups/{id}/members` or `/transitiveMembers` (optionally cast to
+    /// `/microsoft.graph.user`).
+    GroupMembers {
+        group: String,
+        transitive: bool,
+    },
     ListPhones {
         user: String,
     },
@@ -85,13 +91,102 @@ pub(crate) enum Route {
     },
 }
 
+/// How Graph words a 403 for a missing permission: authentication-method paths and directory
+/// paths answer differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeniedShape {
+    /// `accessDenied`, "Request Authorization failed" (`/users/{id}/authentication/...`).
+    AuthenticationMethods,
+    /// `Authorization_RequestDenied`, "Insufficient privileges to complete the operation."
+    /// (`/users`, `/users/{id}`).
+    Directory,
+}
+
+// Application permissions per operation, least privileged first, as each reference page's
+// "Permissions" table lists them:
+// - phone methods: https://learn.microsoft.com/en-us/graph/api/authentication-list-phonemethods,
+//   .../authentication-post-phonemethods, .../phoneauthenticationmethod-update,
+//   .../phoneauthenticationmethod-delete, .../phoneauthenticationmethod-enablesmssignin and
+//   -disablesmssignin (read: UserAuthMethod-Phone.Read.All; write:
+//   UserAuthMethod-Phone.ReadWrite.All; or the broad UserAuthenticationMethod.* permissions);
+// - email methods: .../authentication-list-emailmethods, .../authentication-post-emailmethods,
+//   .../emailauthenticationmethod-update, -delete (UserAuthMethod-Email.*);
+// - sign-in preferences (beta): .../authentication-get-signinpreferences and -update
+//   (UserAuthenticationMethod.Read.All / ReadWrite.All only);
+// - users: https://learn.microsoft.com/en-us/graph/api/user-list and user-get (User.Read.All,
+//   User.ReadWrite.All, Directory.Read.All, Directory.ReadWrite.All).
+const PHONE_READ: &[&str] = &[
+    "UserAuthMethod-Phone.Read.All",
+    "UserAuthMethod-Phone.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const PHONE_WRITE: &[&str] = &[
+    "UserAuthMethod-Phone.ReadWrite.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const EMAIL_READ: &[&str] = &[
+    "UserAuthMethod-Email.Read.All",
+    "UserAuthMethod-Email.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const EMAIL_WRITE: &[&str] = &[
+    "UserAuthMethod-Email.ReadWrite.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const PREFERENCES_READ: &[&str] = &[
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const PREFERENCES_WRITE: &[&str] = &["UserAuthenticationMethod.ReadWrite.All"];
+// Group members: https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers
+// (application: GroupMember.Read.All least privileged; Group.Read.All, Directory.Read.All and
+// the ReadWrite ones also allow it).
+const GROUP_MEMBERS_READ: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+const USERS_READ: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+
 impl Route {
+    /// The application permissions of which the token's `roles` must hold one, and how a
+    /// refusal is worded.
+    pub(crate) fn permissions(&self) -> (&'static [&'static str], DeniedShape) {
+        use DeniedShape::{AuthenticationMethods as Auth, Directory as Dir};
+        match self {
+            Route::ListUsers | Route::GetUser { .. } => (USERS_READ, Dir),
+            Route::GroupMembers { .. } => (GROUP_MEMBERS_READ, Dir),
+            Route::ListPhones { .. } | Route::GetPhone { .. } => (PHONE_READ, Auth),
+            Route::CreatePhone { .. }
+            | Route::UpdatePhone { .. }
+            | Route::DeletePhone { .. }
+            | Route::SmsSignIn { .. } => (PHONE_WRITE, Auth),
+            Route::ListEmails { .. } | Route::GetEmail { .. } => (EMAIL_READ, Auth),
+            Route::CreateEmail { .. } | Route::UpdateEmail { .. } | Route::DeleteEmail { .. } => {
+                (EMAIL_WRITE, Auth)
+            }
+            Route::GetPreferences { .. } => (PREFERENCES_READ, Auth),
+            Route::UpdatePreferences { .. } => (PREFERENCES_WRITE, Auth),
+        }
+    }
+
     /// Whether the request is charged as a write.
     pub(crate) fn is_write(&self) -> bool {
         !matches!(
             self,
             Route::ListUsers
                 | Route::GetUser { .. }
+                | Route::GroupMembers { .. }
                 | Route::ListPhones { .. }
                 | Route::GetPhone { .. }
                 | Route::ListEmails { .. }
@@ -120,6 +215,15 @@ pub(crate) fn parse(version: ApiVersion, method: &Method, path: &str) -> Result<
     match seg.as_slice() {
         ["users"] => match m {
             Method::GET => Ok(Route::ListUsers),
+            _ => not_allowed(),
+        },
+        ["groups", g, rel @ ("members" | "transitiveMembers")]
+        | ["groups", g, rel @ ("members" | "transitiveMembers"), "microsoft.graph.user"] => match m
+        {
+            Method::GET => Ok(Route::GroupMembers {
+                group: g.to_string(),
+                transitive: *rel == "transitiveMembers",
+            }),
             _ => not_allowed(),
         },
         ["users", u] => match m {
@@ -196,6 +300,36 @@ mod tests {
             }
         );
         assert!(!r.is_write());
+    }
+
+    #[test]
+    fn least_privileged_permissions_per_route() {
+        let phone = parse(
+            ApiVersion::V1,
+            &Method::POST,
+            "users/a@x.com/authentication/phoneMethods",
+        )
+        .expect("route");
+        let (roles, shape) = phone.permissions();
+        assert!(roles.contains(&"UserAuthMethod-Phone.ReadWrite.All"));
+        assert!(!roles.contains(&"UserAuthMethod-Phone.Read.All"));
+        assert!(!roles.contains(&"UserAuthMethod-Email.ReadWrite.All"));
+        assert_eq!(shape, DeniedShape::AuthenticationMethods);
+        let (roles, shape) = parse(ApiVersion::V1, &Method::GET, "users")
+            .expect("users")
+            .permissions();
+        assert_eq!(roles, USERS_READ);
+        assert_eq!(shape, DeniedShape::Directory);
+        let prefs = parse(
+            ApiVersion::Beta,
+            &Method::PATCH,
+            "users/a@x.com/authentication/signInPreferences",
+        )
+        .expect("prefs");
+        assert_eq!(
+            prefs.permissions().0,
+            &["UserAuthenticationMethod.ReadWrite.All"]
+        );
     }
 
     #[test]

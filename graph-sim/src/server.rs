@@ -22,12 +22,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
-use crate::auth::{Auth, TokenRequestContext};
+use crate::auth::{Auth, IssuedToken, TokenRequestContext};
 use crate::config::{FaultConfig, FaultKind};
 use crate::directory::Directory;
 use crate::model::SimStats;
 use crate::response::{too_many_requests, unauthorized, GraphError, SimResponse};
-use crate::routes::{self, ApiVersion, Route};
+use crate::routes::{self, ApiVersion, DeniedShape, Route};
 use crate::throttle::{format_retry_after, Throttle, READ_COST_RU, WRITE_COST_RU};
 
 /// Most requests Graph accepts in one `$batch`.
@@ -46,6 +46,7 @@ pub(crate) struct Inner {
     pub(crate) faults: RwLock<FaultConfig>,
     pub(crate) latency_us: AtomicU64,
     pub(crate) timeout_hold_ms: AtomicU64,
+    pub(crate) require_content_length: std::sync::atomic::AtomicBool,
 }
 
 /// Lets a handler close the connection its request arrived on.
@@ -111,8 +112,8 @@ impl Inner {
         }
     }
 
-    /// Checks `Authorization: Bearer <issued token>`.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), SimResponse> {
+    /// Checks `Authorization: Bearer <issued token>`; returns what the token grants.
+    fn authorize(&self, headers: &HeaderMap) -> Result<IssuedToken, SimResponse> {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -123,19 +124,15 @@ impl Inner {
             .map(|(_, t)| t.trim())
             .unwrap_or("");
         let refusal = if token.is_empty() {
-            Some("Access token is empty.")
-        } else if !self.auth.token_valid(token) {
-            Some("Lifetime validation failed, the token is expired.")
+            "Access token is empty."
         } else {
-            None
-        };
-        match refusal {
-            None => Ok(()),
-            Some(message) => {
-                self.stats.lock().unauthorized += 1;
-                Err(unauthorized(message))
+            match self.auth.token_info(token) {
+                Some(grant) => return Ok(grant),
+                None => "Lifetime validation failed, the token is expired.",
             }
-        }
+        };
+        self.stats.lock().unauthorized += 1;
+        Err(unauthorized(refusal))
     }
 
     fn roll_fault(&self) -> Option<FaultKind> {
@@ -151,8 +148,10 @@ impl Inner {
 
     /// Runs one authenticated Graph request through routing, throttling, faults and the
     /// directory.
+    #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
+        grant: &IssuedToken,
         version: ApiVersion,
         method: &Method,
         path: &str,
@@ -164,6 +163,10 @@ impl Inner {
             Ok(r) => r,
             Err(e) => return Outcome::Respond(e.into()),
         };
+        if let Err(denied) = permitted(grant, &route) {
+            self.stats.lock().forbidden += 1;
+            return Outcome::Respond(denied.into());
+        }
         let is_write = route.is_write();
         let admitted = self.throttle.lock().admit(Instant::now(), is_write);
         {
@@ -248,6 +251,9 @@ impl Inner {
         let mut d = self.directory.lock();
         let result = match route {
             Route::ListUsers => self.list_users(&d, version, query),
+            Route::GroupMembers { group, transitive } => {
+                self.group_members(&d, version, group, *transitive, query)
+            }
             Route::GetUser { user } => d.get_user(user).map(ok),
             Route::ListPhones { user } => d.list_phones(user).map(ok),
             Route::CreatePhone { user } => d.create_phone(user, body).map(created),
@@ -335,6 +341,51 @@ impl Inner {
         Ok(ok(body))
     }
 
+    /// `GET /groups/{id}/[transitive]members`, paged like `/users` (`$top`, `$skiptoken`).
+    fn group_members(
+        &self,
+        d: &Directory,
+        version: ApiVersion,
+        group: &str,
+        transitive: bool,
+        query: Option<&str>,
+    ) -> Result<SimResponse, GraphError> {
+        let params: HashMap<String, String> =
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let top = params
+            .get("$top")
+            .and_then(|t| t.parse::<usize>().ok())
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .unwrap_or(DEFAULT_PAGE);
+        let skip = params
+            .get("$skiptoken")
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(0);
+        let all = d.group_members(group, transitive)?;
+        let more = skip.saturating_add(top) < all.len();
+        let page: Vec<Value> = all.into_iter().skip(skip).take(top).collect();
+        let mut body = json!({ "value": page });
+        if more {
+            let rel = if transitive {
+                "transitiveMembers"
+            } else {
+                "members"
+            };
+            let next = format!(
+                "{}/{}/groups/{group}/{rel}/microsoft.graph.user?$select=id,userPrincipalName&$top={top}&$skiptoken={}",
+                self.base_url,
+                version.as_str(),
+                skip + top
+            );
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("@odata.nextLink".into(), json!(next));
+            }
+        }
+        Ok(ok(body))
+    }
+
     async fn finish(&self, outcome: Outcome, conn: Option<ConnHandle>) -> Response {
         match outcome {
             Outcome::Respond(r) => r.into_response(),
@@ -358,6 +409,56 @@ impl Inner {
             }
         }
     }
+}
+
+/// Graph checks the token's `roles` (application permissions) against the operation's
+/// permissions table and answers 403 when none is granted. The wording differs by path:
+/// authentication-method endpoints answer `accessDenied` "Request Authorization failed", the
+/// directory's `/users` `Authorization_RequestDenied` "Insufficient privileges to complete the
+/// operation." (see the crate docs, "Permissions").
+fn permitted(grant: &IssuedToken, route: &Route) -> Result<(), GraphError> {
+    let (needed, shape) = route.permissions();
+    if grant
+        .roles
+        .iter()
+        .any(|r| needed.iter().any(|n| n.eq_ignore_ascii_case(r)))
+    {
+        return Ok(());
+    }
+    Err(match shape {
+        DeniedShape::AuthenticationMethods => GraphError::new(
+            StatusCode::FORBIDDEN,
+            "accessDenied",
+            "Request Authorization failed",
+        ),
+        DeniedShape::Directory => GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ),
+    })
+}
+
+/// Graph's HTTP/1.1 front end refuses a request that may carry a body but has neither
+/// `Content-Length` nor `Transfer-Encoding` with 411 Length Required, before Graph itself sees it
+/// (so it is not charged, not authenticated and its body is HTML, not Graph's JSON): a bodyless
+/// `POST .../enableSmsSignIn` must still send `Content-Length: 0` (see the crate docs, "411").
+fn length_required(method: &Method, headers: &HeaderMap) -> Option<Response> {
+    let needs_length = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if !needs_length
+        || headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::LENGTH_REQUIRED,
+            [(header::CONTENT_TYPE, "text/html; charset=us-ascii")],
+            "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Length Required</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Length Required</h2>\r\n<hr><p>HTTP Error 411. The request must be chunked or have a content length.</p>\r\n</BODY></HTML>\r\n",
+        )
+            .into_response(),
+    )
 }
 
 fn parse_body(bytes: &Bytes) -> Result<Option<Value>, GraphError> {
@@ -393,11 +494,19 @@ async fn graph_handler(
         return not_found_path(uri.path());
     };
     inner.sleep_latency().await;
-    inner.count_request(&method);
-    if let Err(resp) = inner.authorize(&headers) {
-        return resp.into_response();
+    if inner.require_content_length.load(Ordering::Relaxed) {
+        if let Some(refused) = length_required(&method, &headers) {
+            inner.stats.lock().length_required += 1;
+            return refused;
+        }
     }
+    inner.count_request(&method);
+    let grant = match inner.authorize(&headers) {
+        Ok(g) => g,
+        Err(resp) => return resp.into_response(),
+    };
     let outcome = inner.process(
+        &grant,
         version,
         &method,
         rest,
@@ -427,9 +536,10 @@ async fn batch_handler(
     };
     inner.sleep_latency().await;
     inner.stats.lock().batches += 1;
-    if let Err(resp) = inner.authorize(&headers) {
-        return resp.into_response();
-    }
+    let grant = match inner.authorize(&headers) {
+        Ok(g) => g,
+        Err(resp) => return resp.into_response(),
+    };
     let requests = match parse_body(&body) {
         Ok(Some(Value::Object(mut o))) => match o.remove("requests") {
             Some(Value::Array(a)) => a,
@@ -507,6 +617,7 @@ async fn batch_handler(
             Some(v) => Ok(Some(v.clone())),
         };
         let outcome = inner.process(
+            &grant,
             version,
             &method,
             path.trim_start_matches('/'),

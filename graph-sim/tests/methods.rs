@@ -3,12 +3,14 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
+
 use graph_sim::{
-    SeedUser, SimConfig, ALTERNATE_MOBILE_METHOD_ID, EMAIL_METHOD_ID, MOBILE_METHOD_ID,
-    OFFICE_METHOD_ID,
+    SeedUser, SimConfig, SmsConflictAnswer, ALTERNATE_MOBILE_METHOD_ID, EMAIL_METHOD_ID,
+    MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const ADA: &str = "ada@contoso.com";
 
@@ -32,7 +34,7 @@ async fn phone_method_lifecycle() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body,
-        json!({"id": MOBILE_METHOD_ID, "phoneNumber": "+1 2065550100", "phoneType": "mobile", "smsSignInState": "notEnabled"})
+        json!({"id": MOBILE_METHOD_ID, "phoneNumber": "+1 2065550100", "phoneType": "mobile", "smsSignInState": "notAllowedByPolicy"})
     );
     let (status, body) = env
         .call(
@@ -81,7 +83,7 @@ async fn phone_method_lifecycle() {
     let user = env.sim.user(ADA).expect("user");
     assert_eq!(user.mobile.as_deref(), Some("+44 7700900123"));
     assert_eq!(user.office, None);
-    assert_eq!(user.sms_sign_in.as_deref(), Some("notEnabled"));
+    assert_eq!(user.sms_sign_in.as_deref(), Some("notAllowedByPolicy"));
 }
 
 #[tokio::test]
@@ -227,7 +229,7 @@ async fn default_method_blocks_deleting_its_phone() {
         assert_eq!(status, 400, "{default}: {body}");
         assert_eq!(body["error"]["code"], "badRequest");
         let msg = body["error"]["message"].as_str().unwrap_or("");
-        assert!(msg.contains(default), "{default}: {msg}");
+        assert!(msg.contains("default"), "{default}: {msg}");
     }
     // A default on another phone does not block: voiceOffice user may delete nothing but office;
     // the sms user may delete the office phone.
@@ -272,7 +274,7 @@ async fn sign_in_preferences_set_the_default_method() {
     assert!(body["error"]["message"]
         .as_str()
         .unwrap_or("")
-        .contains("'sms'"));
+        .contains("default"));
 
     // voiceOffice needs an office phone.
     let (status, _) = env
@@ -297,18 +299,32 @@ async fn sign_in_preferences_set_the_default_method() {
 #[tokio::test]
 async fn sms_sign_in_uniqueness() {
     let shared = "+1 2065550100";
-    let env = env_with(vec![
-        SeedUser {
-            mobile: Some(shared.into()),
-            sms_sign_in_enabled: true,
-            ..SeedUser::new("first@contoso.com")
-        },
-        SeedUser {
-            mobile: Some(shared.into()),
-            ..SeedUser::new("second@contoso.com")
-        },
-    ])
+    let cfg = SimConfig {
+        sms_sign_in_policy: true,
+        ..SimConfig::default()
+    };
+    let env = Env::with_users(
+        cfg,
+        vec![
+            SeedUser {
+                mobile: Some(shared.into()),
+                sms_sign_in_enabled: true,
+                ..SeedUser::new("first@contoso.com")
+            },
+            SeedUser {
+                mobile: Some(shared.into()),
+                ..SeedUser::new("second@contoso.com")
+            },
+        ],
+    )
     .await;
+    assert_eq!(
+        env.sim
+            .user("second@contoso.com")
+            .and_then(|u| u.sms_sign_in)
+            .as_deref(),
+        Some("notEnabled")
+    );
     assert_eq!(
         env.sim
             .user("first@contoso.com")
@@ -322,7 +338,7 @@ async fn sms_sign_in_uniqueness() {
     let (status, body) = env
         .call(Method::POST, &enable("second@contoso.com"), None)
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "phoneNumberNotUnique");
 
     let disable = format!(
@@ -380,14 +396,161 @@ async fn sms_sign_in_policy_enables_new_mobiles_unless_taken() {
             phone_body("+1 2065550100", "mobile"),
         )
         .await;
+    // 409, and the method is written anyway.
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "phoneNumberNotUnique");
+    let b = env.sim.user("b@contoso.com").expect("b");
+    assert_eq!(b.mobile.as_deref(), Some("+1 2065550100"));
+    assert_eq!(b.sms_sign_in.as_deref(), Some("phoneNumberNotUnique"));
+    // The other reported shape: 201 carrying the state.
+    env.sim.set_sms_conflict_answer(SmsConflictAnswer::Accepted);
+    env.sim.add_user(SeedUser::new("c@contoso.com"));
+    let (status, body) = env
+        .call(
+            Method::POST,
+            &phones("c@contoso.com"),
+            phone_body("+1 2065550100", "mobile"),
+        )
+        .await;
     assert_eq!(status, 201);
     assert_eq!(body["smsSignInState"], "phoneNumberNotUnique");
+}
+
+#[tokio::test]
+async fn a_bodyless_post_needs_a_content_length() {
+    let cfg = SimConfig {
+        sms_sign_in_policy: true,
+        ..SimConfig::default()
+    };
+    let env = Env::with_users(
+        cfg,
+        vec![SeedUser {
+            mobile: Some("+1 2065550100".into()),
+            ..SeedUser::new(ADA)
+        }],
+    )
+    .await;
+    let enable =
+        format!("/v1.0/users/{ADA}/authentication/phoneMethods/{MOBILE_METHOD_ID}/enableSmsSignIn");
+    // What reqwest sends for `.post(url)` without a body: no Content-Length at all.
+    let resp = env
+        .client
+        .post(env.url(&enable))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 411);
+    assert!(resp.text().await.expect("body").contains("HTTP Error 411"));
+    assert_eq!(env.sim.stats().length_required, 1);
     assert_eq!(
-        env.sim
-            .user("b@contoso.com")
-            .and_then(|u| u.sms_sign_in)
-            .as_deref(),
-        Some("phoneNumberNotUnique")
+        env.sim.user(ADA).and_then(|u| u.sms_sign_in).as_deref(),
+        Some("notEnabled"),
+        "nothing applied"
+    );
+    // With `Content-Length: 0` it goes through.
+    let (status, _) = env.call(Method::POST, &enable, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        env.sim.user(ADA).and_then(|u| u.sms_sign_in).as_deref(),
+        Some("ready")
+    );
+}
+
+#[tokio::test]
+async fn routes_check_the_tokens_roles() {
+    let env = env_with(vec![SeedUser::new(ADA)]).await;
+    assert!(env
+        .sim
+        .set_app_roles(TENANT, CLIENT_ID, &["UserAuthMethod-Email.ReadWrite.All"]));
+    // Tokens keep the roles they were issued with: the next token has only the email role.
+    let token = env.fetch_token().await;
+    let get = |path: String| {
+        let env = &env;
+        let token = token.clone();
+        async move {
+            let resp = env
+                .client
+                .get(env.url(&path))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, body) = get(phones(ADA)).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "accessDenied");
+    assert_eq!(body["error"]["message"], "Request Authorization failed");
+    let (status, body) = get("/v1.0/users".into()).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    let (status, _) = get(format!("/v1.0/users/{ADA}/authentication/emailMethods")).await;
+    assert_eq!(status, 200);
+    assert_eq!(env.sim.stats().forbidden, 2);
+    // Consent granted: a new token sees it, the old one does not.
+    env.sim
+        .set_app_roles(TENANT, CLIENT_ID, &["UserAuthMethod-Phone.ReadWrite.All"]);
+    let (status, _) = get(phones(ADA)).await;
+    assert_eq!(status, 403);
+    let fresh = env.fetch_token().await;
+    let resp = env
+        .client
+        .get(env.url(&phones(ADA)))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_new_user_answers_404_until_replicated() {
+    let env = env_with(vec![SeedUser::new(ADA)]).await;
+    assert!(env.sim.hide_user_for(ADA, Duration::from_millis(300)));
+    let (status, body) = env.call(Method::GET, &phones(ADA), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (status, _) = env.call(Method::GET, &phones(ADA), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn error_texts_quote_the_number_when_asked_to() {
+    let env = env_with(vec![SeedUser::new(ADA)]).await;
+    let (status, body) = env
+        .call(
+            Method::POST,
+            &phones(ADA),
+            phone_body("+1 555-555-1234", "mobile"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("555-555-1234"),
+        "{body}"
+    );
+    env.sim.set_echo_numbers_in_errors(true);
+    let (status, body) = env
+        .call(
+            Method::POST,
+            &phones(ADA),
+            phone_body("+1 555-555-1234", "mobile"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("+1 555-555-1234"),
+        "{body}"
     );
 }
 

@@ -10,7 +10,10 @@ use serde_json::json;
 #[tokio::test]
 async fn stats_and_write_log_count_requests_and_writes() {
     let env = Env::with_users(
-        SimConfig::default(),
+        SimConfig {
+            sms_sign_in_policy: true,
+            ..SimConfig::default()
+        },
         vec![SeedUser {
             id: Some("u-1".into()),
             ..SeedUser::new("ada@contoso.com")

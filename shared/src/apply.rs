@@ -1,10 +1,18 @@
 //! Executes a [`Plan`] against Graph: one read (phone methods, plus email / sign-in preferences
 //! only when the request manages them), then only the needed writes, in order.
+//!
+//! SMS sign-in conflicts do not abort a user. Graph answers a mobile create/update whose number
+//! another user holds for SMS sign-in with 409 `phoneNumberNotUnique` and usually writes the
+//! method anyway (or 201 with `smsSignInState: phoneNumberNotUnique`): the methods are read again,
+//! a mobile that is there counts as written, and the user's other methods go on. The conflict is
+//! the row's outcome (`sms_signin_number_not_unique`) only when the row asked `SmsSignIn=enable`;
+//! otherwise it is a note on the outcome.
 
-use crate::graph::error::GraphError;
+use crate::graph::error::{ConfigFault, GraphError};
+use crate::graph::permissions::Feature;
 use crate::graph::phone_methods::PhoneType;
 use crate::graph::GraphClient;
-use crate::message::Request;
+use crate::message::{Request, SmsSignIn};
 use crate::plan::{
     plan, same_email, same_phone, summarise, Action, CurrentMethods, Decision, Plan, Rejection,
     Subject,
@@ -24,6 +32,8 @@ pub struct UserResult {
     pub notes: Vec<String>,
     /// The failure may pass if tried later (429/5xx/network/token): the queue should retry.
     pub transient: bool,
+    /// The failure is the deployment's, not the user's: retry once an administrator fixed it.
+    pub config_fault: Option<ConfigFault>,
 }
 
 impl UserResult {
@@ -40,6 +50,7 @@ impl UserResult {
             actions,
             notes,
             transient,
+            config_fault: None,
         }
     }
 
@@ -54,13 +65,15 @@ impl UserResult {
             detail.push_str("; done before the failure: ");
             detail.push_str(&actions.join(", "));
         }
-        UserResult::rejected(
+        let mut r = UserResult::rejected(
             Rejection::new(e.reason(), detail),
             decisions,
             actions,
             notes,
             e.is_transient(),
-        )
+        );
+        r.config_fault = e.configuration().cloned();
+        r
     }
 
     /// Human detail: per-method decisions, notes, and the rejection's text.
@@ -78,13 +91,43 @@ impl UserResult {
     }
 }
 
-/// Reads what [`plan`] needs: phone methods always; email only if managed; the default method
-/// (beta `signInPreferences`) only if the request sets one.
+/// Whether the request manages a phone method, SMS sign-in or the default method (all of which
+/// plan from the phone methods).
+fn manages_phones(req: &Request) -> bool {
+    let m = &req.methods;
+    m.mobile.is_some()
+        || m.alternate_mobile.is_some()
+        || m.office.is_some()
+        || req.sms_sign_in.is_some()
+        || req.default_method.is_some()
+}
+
+/// The features (and so the Graph permissions) a request uses.
+pub fn features(req: &Request) -> Vec<Feature> {
+    let mut f = Vec::new();
+    if manages_phones(req) || req.methods.email.is_none() {
+        f.push(Feature::PhoneMethods);
+    }
+    if req.methods.email.is_some() {
+        f.push(Feature::EmailMethods);
+    }
+    if req.default_method.is_some() {
+        f.push(Feature::DefaultMethod);
+    }
+    f
+}
+
+/// Reads what [`plan`] needs: phone methods unless the request manages only the email; email
+/// only if managed; the default method (beta `signInPreferences`) only if the request sets one.
 pub async fn read_current(
     client: &GraphClient,
     req: &Request,
 ) -> Result<CurrentMethods, GraphError> {
-    let phones = client.list_phone_methods(&req.user).await?;
+    let phones = if manages_phones(req) || req.methods.email.is_none() {
+        client.list_phone_methods(&req.user).await?
+    } else {
+        Vec::new()
+    };
     let emails = if req.methods.email.is_some() {
         client.list_email_methods(&req.user).await?
     } else {
@@ -101,8 +144,12 @@ pub async fn read_current(
     Ok(CurrentMethods::from_graph(&phones, &emails, default))
 }
 
-/// Reads, plans and applies one request.
+/// Reads, plans and applies one request. The token's permissions are checked first, so a
+/// missing one is a configuration fault before the user is touched.
 pub async fn apply(client: &GraphClient, req: &Request) -> UserResult {
+    if let Err(e) = client.check_features(&features(req)).await {
+        return UserResult::from_error(&e, Vec::new(), Vec::new(), Vec::new());
+    }
     let current = match read_current(client, req).await {
         Ok(c) => c,
         Err(e) => return UserResult::from_error(&e, Vec::new(), Vec::new(), Vec::new()),
@@ -137,6 +184,9 @@ struct Run<'a> {
     /// `smsSignInState` of a mobile created in this run.
     fresh_mobile_state: Option<Option<String>>,
     email_id: String,
+    /// Graph refused SMS sign-in for the mobile's number (another user holds it): the
+    /// rejection the row ends with if it asked for SMS sign-in.
+    sms_conflict: Option<GraphError>,
 }
 
 impl Run<'_> {
@@ -149,11 +199,48 @@ impl Run<'_> {
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("phoneNumberNotUnique"))
         {
-            self.notes.push(
-                "mobile created, but Graph reports smsSignInState phoneNumberNotUnique: another user uses this number for SMS sign-in, so SMS sign-in is not active for this user".into(),
-            );
+            self.note_sms_conflict(GraphError::SmsSigninNumberNotUnique {
+                message: "Graph reports smsSignInState phoneNumberNotUnique for the new mobile"
+                    .into(),
+            });
         }
         self.fresh_mobile_state = Some(state);
+    }
+
+    /// Records that SMS sign-in cannot be had for this mobile (once).
+    fn note_sms_conflict(&mut self, e: GraphError) {
+        if self.sms_conflict.is_none() {
+            self.notes.push(
+                "the mobile is written, but another user uses this number for SMS sign-in, so SMS sign-in is not active for this user (the number still serves MFA)".into(),
+            );
+            self.sms_conflict = Some(e);
+        }
+    }
+
+    /// After a 409 `phoneNumberNotUnique` on a mobile create/update: Graph usually writes the
+    /// method anyway. Reads the methods again; the mobile counts as written when it holds
+    /// `number`.
+    async fn mobile_written_despite_conflict(
+        &mut self,
+        number: &str,
+        e: GraphError,
+    ) -> Result<bool, GraphError> {
+        let phones = self.client.list_phone_methods(self.user()).await?;
+        let mobile = phones
+            .into_iter()
+            .find(|p| p.kind() == Some(PhoneType::Mobile));
+        match mobile {
+            Some(m)
+                if m.phone_number
+                    .as_deref()
+                    .is_some_and(|n| same_phone(n, number)) =>
+            {
+                self.fresh_mobile_state = Some(m.sms_sign_in_state);
+                self.note_sms_conflict(e);
+                Ok(true)
+            }
+            _ => Err(e),
+        }
     }
 
     async fn create_phone(
@@ -172,6 +259,11 @@ impl Run<'_> {
                 if kind == PhoneType::Mobile {
                     self.note_mobile_state(m.sms_sign_in_state);
                 }
+                Ok(())
+            }
+            Err(e @ GraphError::SmsSigninNumberNotUnique { .. }) if kind == PhoneType::Mobile => {
+                self.mobile_written_despite_conflict(number, e).await?;
+                self.done.push(action.label());
                 Ok(())
             }
             Err(GraphError::MethodAlreadyExists { after_retry, .. }) => {
@@ -236,6 +328,13 @@ impl Run<'_> {
             Action::UpdatePhone { kind, number } => {
                 match c.update_phone_method(&user, *kind, number).await {
                     Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(e @ GraphError::SmsSigninNumberNotUnique { .. })
+                        if *kind == PhoneType::Mobile =>
+                    {
+                        self.mobile_written_despite_conflict(number, e).await?;
                         self.done.push(action.label());
                         Ok(())
                     }
@@ -373,9 +472,22 @@ impl Run<'_> {
                         return Ok(());
                     }
                 }
-                c.set_sms_sign_in(&user, true).await?;
-                self.done.push(action.label());
-                Ok(())
+                if self.sms_conflict.is_some() {
+                    // Graph already said no for this number: asking again would 409 too.
+                    return Ok(());
+                }
+                match c.set_sms_sign_in(&user, true).await {
+                    Ok(()) => {
+                        self.done.push(action.label());
+                        Ok(())
+                    }
+                    Err(e @ GraphError::SmsSigninNumberNotUnique { .. }) => {
+                        // The row's other methods still go on; the row ends with this reason.
+                        self.note_sms_conflict(e);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Action::DisableSmsSignIn => {
                 if let Some(state) = &self.fresh_mobile_state {
@@ -422,11 +534,17 @@ pub async fn execute_plan(
         notes: Vec::new(),
         fresh_mobile_state: None,
         email_id: current.email_id.clone().unwrap_or_default(),
+        sms_conflict: None,
     };
     for action in &p.actions {
         if let Err(e) = run.step(action).await {
             return UserResult::from_error(&e, run.decisions, run.done, run.notes);
         }
+    }
+    if let (Some(e), Some(SmsSignIn::Enable)) = (run.sms_conflict.take(), req.sms_sign_in) {
+        // The row asked for SMS sign-in and cannot have it; what else it asked for is done.
+        run.notes.clear();
+        return UserResult::from_error(&e, run.decisions, run.done, run.notes);
     }
     UserResult {
         outcome: Ok(summarise(&run.decisions)),
@@ -434,5 +552,6 @@ pub async fn execute_plan(
         actions: run.done,
         notes: run.notes,
         transient: false,
+        config_fault: None,
     }
 }

@@ -37,6 +37,62 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// Masks every written number of five digits or more in free text (as [`mask_phone`] masks a
+/// phone number: the first and last three digits of a long one stay, or only the last digit of a
+/// short one). A number may hold spaces, `-`, `.`, `/` and brackets between its digits, as
+/// numbers are written. Shorter digit runs (`Phone 2`) stay as they are.
+pub fn mask_digits(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The number: digits and the separators between them.
+        let mut end = i;
+        let mut j = i;
+        while j < chars.len() && (chars[j].is_ascii_digit() || " -./()".contains(chars[j])) {
+            if chars[j].is_ascii_digit() {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        let number = &chars[i..end];
+        let n = number.iter().filter(|c| c.is_ascii_digit()).count();
+        let (head, tail) = if n >= 8 { (3, 3) } else { (0, 1) };
+        let mut k = 0;
+        for c in number {
+            if c.is_ascii_digit() {
+                out.push(if n < 5 || k < head || k >= n - tail {
+                    *c
+                } else {
+                    '*'
+                });
+                k += 1;
+            } else {
+                out.push(*c);
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+/// A text taken from a file's header line, fit for an error message: numbers masked
+/// ([`mask_digits`]), and an address masked as [`mask_email`] does (a file without a header puts
+/// a data row there).
+pub fn mask_header(text: &str) -> String {
+    let masked = mask_digits(text);
+    if masked.contains('@') {
+        mask_email(&masked)
+    } else {
+        masked
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +105,24 @@ mod tests {
         assert_eq!(mask_phone("12345"), "****5");
         assert!(!mask_phone("+49 15123456993").contains("15123456993"));
         assert_eq!(mask_email("anna@gmail.com"), "a***@gmail.com");
+    }
+
+    #[test]
+    fn numbers_in_free_text_are_masked_and_short_ones_kept() {
+        assert_eq!(mask_digits("+31 612345678"), "+31 6*****678");
+        assert_eq!(
+            mask_digits("call 0031 6 1234 5678 now"),
+            "call 003* * **** *678 now"
+        );
+        assert_eq!(mask_digits("(425) 555-0100"), "(425) ***-*100");
+        assert_eq!(mask_digits("Phone 2, Email 12"), "Phone 2, Email 12");
+        assert_eq!(mask_digits("12345"), "****5");
+        for text in ["+31 612345678", "0612345678", "+1 (201) 555-0123"] {
+            let masked = mask_digits(text);
+            let digits: String = masked.chars().filter(char::is_ascii_digit).collect();
+            assert!(digits.len() <= 6, "{masked}");
+        }
+        assert_eq!(mask_header("someone@contoso.com"), "s***@contoso.com");
+        assert_eq!(mask_header("Mobile"), "Mobile");
     }
 }

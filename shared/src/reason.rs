@@ -34,10 +34,16 @@ pub enum Reason {
     RetriesExhausted,
     /// A queue message that is not a valid v1 request (bad JSON, wrong version, schema violation).
     InvalidMessage,
+    /// The user is on the worker's protected list (`PROTECTED_USERS`): its methods are not
+    /// changed through this product.
+    ProtectedUser,
+    /// A fault of the deployment (missing permission or consent, unusable secret, certificate
+    /// Entra refuses). Never a DLQ reason: the message goes back to the queue until it is fixed.
+    ConfigurationFault,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
         Reason::InvalidPhoneNumber,
         Reason::InvalidEmail,
         Reason::InvalidUser,
@@ -50,6 +56,8 @@ impl Reason {
         Reason::GraphRejected,
         Reason::RetriesExhausted,
         Reason::InvalidMessage,
+        Reason::ProtectedUser,
+        Reason::ConfigurationFault,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +74,8 @@ impl Reason {
             Reason::GraphRejected => "graph_rejected",
             Reason::RetriesExhausted => "retries_exhausted",
             Reason::InvalidMessage => "invalid_message",
+            Reason::ProtectedUser => "protected_user",
+            Reason::ConfigurationFault => "configuration_fault",
         }
     }
 

@@ -19,7 +19,8 @@ pub enum UserError {
     Domain(String),
 }
 
-fn is_guid(s: &str) -> bool {
+/// An object id: a GUID in its 8-4-4-4-12 hex form.
+pub fn is_guid(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',

@@ -82,6 +82,37 @@ fn looks_like_formula(f: Field, cell: &str) -> bool {
     }
 }
 
+/// A character no cell may hold: a control character other than a tab (a carriage return inside a
+/// line too) or a Unicode noncharacter. SQS refuses most of them in a message, and none has a place
+/// in a user, a number or an address.
+fn forbidden_in_cell(c: char) -> bool {
+    let u = c as u32;
+    (c.is_control() && c != '\t') || (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
+}
+
+/// The row's first forbidden character: its column, its position in the cell (from 1), and it.
+fn forbidden_char(raw: &RawRow) -> Option<(usize, usize, char)> {
+    let (text, ends) = raw.text();
+    // Almost every row is printable ASCII, which holds none of them.
+    if crate::sqs_text::is_printable_ascii(text.as_bytes()) {
+        return None;
+    }
+    let (at, c) = text.char_indices().find(|(_, c)| forbidden_in_cell(*c))?;
+    let column = ends
+        .iter()
+        .position(|&end| at < end)
+        .unwrap_or(ends.len().saturating_sub(1));
+    let start = if column == 0 { 0 } else { ends[column - 1] };
+    let position = text.get(start..at).map_or(0, |t| t.chars().count()) + 1;
+    Some((column, position, c))
+}
+
+/// `System.String[]` and the like: PowerShell's `Export-Csv` writes a list's type name, not its
+/// values (Graph's `businessPhones` and `otherMails` are lists).
+fn is_flat_array(cell: &str) -> bool {
+    cell.starts_with("System.") && cell.ends_with("[]")
+}
+
 /// An SMS sign-in cell (trimmed): empty, `enable(d)` or `disable(d)` in any case; `Err` otherwise.
 fn parse_sms_sign_in(cell: &str) -> Result<Option<SmsSignIn>, ()> {
     let is = |a: &str, b: &str| cell.eq_ignore_ascii_case(a) || cell.eq_ignore_ascii_case(b);
@@ -121,6 +152,18 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
     let mut policy = Policy::default();
     let mut sms_sign_in = None;
     let mut default_method = None;
+    if let Some((i, position, c)) = forbidden_char(raw) {
+        let what = match c {
+            '\r' => "a carriage return inside the line".to_string(),
+            c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+            c => format!("a Unicode noncharacter (U+{:04X})", c as u32),
+        };
+        return Err(err(
+            i,
+            Reason::InvalidRow,
+            format!("the cell holds {what} at character {position}; remove it and upload the file again"),
+        ));
+    }
     for (i, field) in layout.fields.iter().enumerate() {
         let Some(field) = *field else { continue };
         let original = raw.cell(i).unwrap_or("");
@@ -133,6 +176,16 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
             ));
         }
         let cell = original.trim();
+        if is_flat_array(cell) {
+            let header = layout.headers.get(i).map_or("", String::as_str);
+            return Err(err(
+                i,
+                Reason::InvalidRow,
+                format!(
+                    "the cell holds '{cell}': a list was exported flat (PowerShell writes a list's type name, not its values); export the column joined, e.g. Select-Object ..., @{{n='{header}'; e={{$_.{header} -join ';'}}}} | Export-Csv"
+                ),
+            ));
+        }
         match field {
             Field::User => match crate::user::validate_user(cell) {
                 Ok(u) => user = Some(u),

@@ -314,16 +314,23 @@ impl mfa_preload_core::ingest::Source for FailsLateSource {
     async fn open_at(
         &self,
         offset: u64,
-    ) -> Result<mfa_preload_core::ingest::ByteStream, mfa_preload_core::ingest::SourceError> {
+    ) -> Result<mfa_preload_core::ingest::Opened, mfa_preload_core::ingest::SourceError> {
         use tokio::io::AsyncReadExt;
         let first = self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
         let start = offset as usize;
+        let size = self.data.len() as u64;
         if first {
             let whole = std::io::Cursor::new(self.data[start..].to_vec());
-            return Ok(Box::new(whole));
+            return Ok(mfa_preload_core::ingest::Opened {
+                stream: Box::new(whole),
+                size,
+            });
         }
         let head = std::io::Cursor::new(self.data[start.min(self.good)..self.good].to_vec());
-        Ok(Box::new(head.chain(Broken)))
+        Ok(mfa_preload_core::ingest::Opened {
+            stream: Box::new(head.chain(Broken)),
+            size,
+        })
     }
 }
 
@@ -432,6 +439,25 @@ fn messy_numbers_from_many_countries() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn letters_that_change_length_in_lower_case_are_refused_not_a_panic() {
+    // 'Ⱥ' (2 bytes) is 'ⱥ' (3 bytes) in lower case: positions found in the lowered text must
+    // still be positions in the cell.
+    for cell in [
+        "\u{23A}6#",
+        "6\u{23A}#",
+        "\u{23A}1 ext 2",
+        "1\u{23A}\u{23A}\u{23A}x",
+        "+31 6\u{23A} 12345678 #1",
+    ] {
+        assert!(normalise(cell, None).is_err(), "{cell}");
+    }
+    assert_eq!(
+        normalise("+1 201 555 0123 EXT 12", None).as_deref(),
+        Ok("+1 2015550123x12")
+    );
 }
 
 /// One bad input: a file, the settings, and the exact rejection expected.
@@ -572,7 +598,7 @@ async fn bad_rows_name_the_row_the_column_and_the_reason() {
             "control char in UPN",
             "UPN\na\u{7}b@contoso.com\n",
             2,
-            Reason::InvalidUser,
+            Reason::InvalidRow,
             Some("UPN"),
         ),
         bad(
@@ -796,20 +822,28 @@ async fn booleans_quotes_crlf_and_sms_sign_in() {
 }
 
 /// Reading a file in one go and reading it in two parts (resumed at a record boundary with
-/// the offset and row the first reader gave) yields the same rows with the same offsets.
+/// the offset and row the first reader gave) yields the same rows, bad ones included, with the same
+/// offsets; UTF-16 files too (their offsets are the file's bytes).
 #[tokio::test]
 async fn resuming_at_any_record_boundary_gives_identical_rows() {
+    let unicode = "UPN\tMobile\tEmail\r\na@x.com\t+31 612345678\t\"x@y.com\"\r\n\r\nb\u{fc}@x.com\t\"+31 6123\r\n45679\"\t\r\nc@x.com\t\t\u{1F600}\r\n";
     let files: Vec<Vec<u8>> = vec![
         b"UPN,Mobile,Email\r\na@x.com,+31 612345678,\"x@y.com\"\r\nb@x.com,\"+31 6123\r\n45679\",\r\n\r\nc@x.com,,\r\n".to_vec(),
         sample("excel-de-semicolon.csv"),
         sample("community-format.csv"),
+        sample("powershell-graph-users.csv"),
+        sample("excel-unicode-text.csv"),
+        sample("excel-sep-line.csv"),
         b"UPN;Mobile\n\"q@x.com\";\"+31 \"\"6\"\" 12345678\"\nz@x.com;+31 612345670".to_vec(),
+        b"UPN,Mobile,ForcedRemoval\na@x.com,+31 612345678,\rTrue\nb@x.com,\"+31,\n\nc@x.com,,\r\n".to_vec(),
+        utf16(unicode, false, true),
+        utf16(unicode, true, false),
+        utf16(unicode, false, false),
     ];
     for bytes in files {
         let m = ColumnMapping::default();
         let (r, all) = read_all(&bytes, &m).await.expect("header");
         let layout = r.layout().clone();
-        let all: Vec<RawRow> = all.into_iter().map(|x| x.expect("row")).collect();
         assert!(!all.is_empty());
         for k in 0..=all.len() {
             let mut first = CsvReader::open(std::io::Cursor::new(bytes.clone()), &m)
@@ -817,7 +851,7 @@ async fn resuming_at_any_record_boundary_gives_identical_rows() {
                 .expect("header");
             let mut got = Vec::new();
             for _ in 0..k {
-                got.push(first.next().await.expect("row").expect("ok"));
+                got.push(first.next().await.expect("row"));
             }
             let (offset, next_row) = (first.offset(), first.next_row());
             let mut second = CsvReader::resume(
@@ -827,11 +861,27 @@ async fn resuming_at_any_record_boundary_gives_identical_rows() {
                 next_row,
             );
             while let Some(x) = second.next().await {
-                got.push(x.expect("ok"));
+                got.push(x);
             }
             assert_eq!(got, all, "split after {k} rows");
         }
     }
+}
+
+/// `text` as UTF-16 (with a byte order mark or without).
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for u in std::iter::once(0xFEFF)
+        .filter(|_| bom)
+        .chain(text.encode_utf16())
+    {
+        out.extend_from_slice(&if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
 }
 
 #[tokio::test]
@@ -859,4 +909,340 @@ fn mapping_and_country_errors_are_clear() {
         normalise("(425) 555-0100", Some(parse_country("US").expect("US"))).as_deref(),
         Ok("+1 4255550100")
     );
+}
+
+/// The whole file through the ingest core into a sink that keeps the messages.
+async fn core_run(
+    bytes: Vec<u8>,
+    mapping: &ColumnMapping,
+    s: Settings,
+) -> (mfa_preload_core::ingest::Counts, MemorySink) {
+    let job = Job::S3 {
+        bucket: "b".into(),
+        key: "k".into(),
+        etag: "e".into(),
+    };
+    run_to_end(
+        BytesSource(Arc::new(bytes)),
+        MemorySink::keeping(),
+        mapping,
+        s,
+        job,
+        Bloom::with_bits(1 << 16, 8),
+    )
+    .await
+    .expect("run")
+}
+
+/// The DLQ entries a run produced, as JSON, by row.
+fn dlq_entries(sink: &MemorySink) -> Vec<(u64, serde_json::Value)> {
+    sink.messages
+        .iter()
+        .filter(|m| m.1 == Dest::Dlq)
+        .map(|m| (m.0.row, serde_json::from_str(&m.2.body).expect("DLQ JSON")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stray_quote_rejects_its_line_alone() {
+    let mut csv = String::from("UPN,Mobile,Email\n");
+    csv.push_str("stray@contoso.com,\"+31 612345600,stray@example.org\n");
+    for i in 0..1000 {
+        csv.push_str(&format!(
+            "user{i}@contoso.com,+31 6{:08},\n",
+            20_000_000 + i
+        ));
+    }
+    let (_, rows) = read_all(csv.as_bytes(), &ColumnMapping::default())
+        .await
+        .expect("header");
+    assert_eq!(rows.len(), 1001);
+    match &rows[0] {
+        Err(e) => {
+            assert_eq!(
+                (e.row, e.reason, e.column.as_deref()),
+                (2, Reason::InvalidRow, Some("Mobile"))
+            );
+            assert!(e.detail.contains("not closed"), "{}", e.detail);
+        }
+        Ok(r) => panic!("row 2 read as {r:?}"),
+    }
+    assert!(matches!(&rows[1], Ok(r) if r.row == 3 && r.cell(0) == Some("user0@contoso.com")));
+    let (counts, sink) = core_run(
+        csv.into_bytes(),
+        &ColumnMapping::default(),
+        Settings::default(),
+    )
+    .await;
+    assert_eq!((counts.enqueued, counts.rejected_total()), (1000, 1));
+    assert_eq!(counts.rejected.get(&Reason::InvalidRow), Some(&1));
+    let dlq = dlq_entries(&sink);
+    assert_eq!(dlq.len(), 1);
+    assert_eq!((dlq[0].0, dlq[0].1["column"].as_str()), (2, Some("Mobile")));
+    // Windows line ends, the quote in a later column, and the last line of the file.
+    let csv = "UPN,Mobile,Email\r\na@contoso.com,+31 612345678,\"a@example.org\r\nb@contoso.com,+31 612345679,\r\nc@contoso.com,,\"open";
+    let (_, rows) = read_all(csv.as_bytes(), &ColumnMapping::default())
+        .await
+        .expect("header");
+    let got: Vec<(u64, Option<String>)> = rows
+        .iter()
+        .map(|r| match r {
+            Ok(r) => (r.row, None),
+            Err(e) => (e.row, e.column.clone()),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, Some("Email".into())),
+            (3, None),
+            (4, Some("Email".into()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_carriage_return_inside_a_row_rejects_it_whole() {
+    let csv = "UPN,Mobile,ForcedUpdate,ForcedRemoval\n\
+               a@contoso.com,+31 612345678,no,\rTrue\n\
+               b@contoso.com,+31 612345679,no,\"x\ry\"\n\
+               c@contoso.com,+31 612345670,no,True\n";
+    let rows = validate_file(
+        csv.as_bytes(),
+        &ColumnMapping::default(),
+        &Settings::default(),
+    )
+    .await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (i, r) in rows[..2].iter().enumerate() {
+        let e = r.as_ref().expect_err("a CR inside the row");
+        assert_eq!(
+            (e.row, e.reason, e.column.as_deref()),
+            (i as u64 + 2, Reason::InvalidRow, Some("ForcedRemoval"))
+        );
+        assert!(e.detail.contains("carriage return"), "{}", e.detail);
+    }
+    assert!(rows[2].as_ref().expect("c").policy.forced_removal);
+    // The DLQ entry keeps the row whole, the cell after the CR included.
+    let (counts, sink) = core_run(
+        csv.as_bytes().to_vec(),
+        &ColumnMapping::default(),
+        Settings::default(),
+    )
+    .await;
+    assert_eq!((counts.enqueued, counts.rejected_total()), (1, 2));
+    let dlq = dlq_entries(&sink);
+    assert_eq!(dlq[0].1["request"]["ForcedRemoval"], "\rTrue");
+    assert_eq!(dlq[0].1["request"]["Mobile"], "+31 612345678");
+}
+
+#[tokio::test]
+async fn control_characters_and_noncharacters_reject_the_row_naming_the_column() {
+    let mapping = ColumnMapping::parse(&["Note=ignore".to_string()]).expect("mapping");
+    let cells = [
+        ("\u{0}", "U+0000"),
+        ("\u{8}", "U+0008"),
+        ("\u{1B}[31m", "U+001B"),
+        ("\u{7F}", "U+007F"),
+        ("\u{85}", "U+0085"),
+        ("\u{FFFE}", "U+FFFE"),
+        ("\u{FFFF}", "U+FFFF"),
+        ("\u{FDD0}", "U+FDD0"),
+        ("\u{10FFFF}", "U+10FFFF"),
+    ];
+    for column in ["UPN", "Mobile", "Note"] {
+        for (bad, code) in cells {
+            let cell = |c: &str, v: &str| {
+                if c == column {
+                    format!("x{bad}{v}")
+                } else {
+                    v.to_string()
+                }
+            };
+            let csv = format!(
+                "UPN,Mobile,Note\nok@contoso.com,+31 612345670,fine\n{},{},{}\n",
+                cell("UPN", "a@contoso.com"),
+                cell("Mobile", "+31 612345678"),
+                cell("Note", "note")
+            );
+            let rows = validate_file(csv.as_bytes(), &mapping, &Settings::default()).await;
+            assert!(rows[0].is_ok(), "{column} {code}");
+            let e = rows[1].as_ref().expect_err("bad character");
+            assert_eq!(
+                (e.row, e.reason, e.column.as_deref()),
+                (3, Reason::InvalidRow, Some(column)),
+                "{code} in {column}: {e}"
+            );
+            assert!(e.detail.contains(code), "{}", e.detail);
+            assert!(e.detail.contains("character 2"), "{}", e.detail);
+        }
+    }
+    // Tabs, letters of every script, and characters outside the BMP are fine.
+    let csv =
+        "UPN,Mobile,Note\na@contoso.com,+31 612345678,Zo\u{eb} \u{1F600}\tok \u{4e2d}\u{FFFD}\n";
+    let rows = validate_file(csv.as_bytes(), &mapping, &Settings::default()).await;
+    assert!(rows[0].is_ok(), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_file_without_a_header_is_refused_without_echoing_its_numbers() {
+    let m = ColumnMapping::default();
+    for csv in [
+        "someone@contoso.com,+31 612345678,+31 201234567\nother@contoso.com,+31 612345679,\n",
+        "\u{FEFF}someone@contoso.com;0612345678\n",
+        "+31 612345678,someone@contoso.com\n",
+    ] {
+        let e = read_all(csv.as_bytes(), &m).await.err().expect("no header");
+        assert!(matches!(e, HeaderError::NoHeader { line: 1, .. }), "{e:?}");
+        let text = format!("{e} {e:?}");
+        for number in ["612345678", "201234567", "0612345678"] {
+            assert!(!text.contains(number), "{text}");
+        }
+        assert!(!text.contains("someone@"), "{text}");
+        assert!(
+            text.contains("header") || text.contains("name the columns"),
+            "{text}"
+        );
+    }
+    // A number among real headers is masked too.
+    match read_all(b"UPN,+31 612345678\n", &m).await.err() {
+        Some(HeaderError::UnknownColumns(c)) => assert_eq!(c, vec!["+31 6*****678"]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn excel_sep_lines_declare_the_separator() {
+    let bytes = sample("excel-sep-line.csv");
+    let (r, _) = read_all(&bytes, &ColumnMapping::default())
+        .await
+        .expect("header");
+    assert_eq!(r.layout().delimiter, b';');
+    assert_eq!(r.layout().headers[0], "UPN");
+    let rows = validate_file(&bytes, &ColumnMapping::default(), &settings(Some("NL"))).await;
+    let sanne = rows[0].as_ref().expect("sanne");
+    assert_eq!(sanne.row, 3, "rows are lines of the file: sep= is line 1");
+    assert_eq!(sanne.methods.mobile, some("+31 612345611"));
+    assert!(sanne.policy.forced_update);
+    assert!(rows.iter().all(Result::is_ok), "{rows:?}");
+    // The declared separator wins over what the header would suggest, and may be a tab or '|'.
+    let (r, rows) = read_all(
+        b"SEP=|\r\nUPN|Email\r\na@contoso.com|x,y;z@example.org\r\n",
+        &ColumnMapping::default(),
+    )
+    .await
+    .expect("header");
+    assert_eq!(r.layout().delimiter, b'|');
+    assert_eq!(
+        rows[0].as_ref().expect("row").cell(1),
+        Some("x,y;z@example.org")
+    );
+    let (r, _) = read_all(b"sep=\t\nUPN\tMobile\n", &ColumnMapping::default())
+        .await
+        .expect("tab");
+    assert_eq!(r.layout().delimiter, b'\t');
+    for bad in [&b"sep=\nUPN\n"[..], b"sep=ab\nUPN\n", b"sep=\"\nUPN\n"] {
+        assert!(
+            matches!(
+                read_all(bad, &ColumnMapping::default()).await.err(),
+                Some(HeaderError::SeparatorLine(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[tokio::test]
+async fn powershell_export_csv_of_graph_users() {
+    let bytes = sample("powershell-graph-users.csv");
+    let (r, _) = read_all(&bytes, &ColumnMapping::default())
+        .await
+        .expect("header after the #TYPE line");
+    assert_eq!(
+        r.layout().headers,
+        vec![
+            "userPrincipalName",
+            "mobilePhone",
+            "businessPhones",
+            "otherMails"
+        ]
+    );
+    let rows = validate_file(&bytes, &ColumnMapping::default(), &Settings::default()).await;
+    assert_eq!(rows.len(), 4);
+    let megan = rows[0].as_ref().expect("megan");
+    assert_eq!(megan.row, 3, "rows are lines of the file: #TYPE is line 1");
+    assert_eq!(megan.methods.mobile, some("+31 612345601"));
+    assert_eq!(megan.methods.office, some("+31 101234601"));
+    assert_eq!(megan.methods.email, some("megan.private@example.org"));
+    let lynne = rows[2].as_ref().expect_err("System.String[]");
+    assert_eq!(
+        (lynne.row, lynne.reason, lynne.column.as_deref()),
+        (5, Reason::InvalidRow, Some("businessPhones"))
+    );
+    assert!(
+        lynne.detail.contains("System.String[]") && lynne.detail.contains("-join"),
+        "{}",
+        lynne.detail
+    );
+    assert!(rows[3].is_ok(), "{:?}", rows[3]);
+}
+
+#[tokio::test]
+async fn utf16_files_are_read_as_they_stream() {
+    let bytes = sample("excel-unicode-text.csv");
+    let (r, _) = read_all(&bytes, &ColumnMapping::default())
+        .await
+        .expect("header");
+    assert_eq!(r.layout().delimiter, b'\t');
+    assert_eq!(r.layout().headers[0], "UPN", "byte order mark dropped");
+    let rows = validate_file(&bytes, &ColumnMapping::default(), &Settings::default()).await;
+    assert_eq!(rows.len(), 5);
+    let anna = rows[0].as_ref().expect("anna");
+    assert_eq!(anna.methods.mobile, some("+49 15123456993"));
+    assert_eq!(anna.methods.email, some("anna@gmail.com"));
+    let jonas = rows[1].as_ref().expect_err("jonas.müller");
+    assert_eq!((jonas.row, jonas.reason), (3, Reason::InvalidUser));
+    assert!(jonas.detail.contains('\u{fc}'), "decoded: {}", jonas.detail);
+    let paul = rows[3].as_ref().expect_err("short number");
+    assert_eq!((paul.row, paul.reason), (5, Reason::InvalidPhoneNumber));
+    // Big-endian and without a byte order mark: the same rows.
+    let text = "UPN,Mobile\r\na@contoso.com,+31 612345678\r\n";
+    for (be, bom) in [(true, true), (false, false), (true, false)] {
+        let rows = validate_file(
+            &utf16(text, be, bom),
+            &ColumnMapping::default(),
+            &Settings::default(),
+        )
+        .await;
+        assert_eq!(
+            rows[0].as_ref().expect("row").methods.mobile,
+            some("+31 612345678")
+        );
+    }
+    // Half a surrogate pair: that row is rejected, the next one read.
+    let mut bad = utf16("UPN,Mobile\na@contoso.com,+31 612345678", false, true);
+    bad.extend_from_slice(&0xD800u16.to_le_bytes());
+    bad.extend(utf16("\nb@contoso.com,+31 612345679\n", false, false));
+    let (_, rows) = read_all(&bad, &ColumnMapping::default())
+        .await
+        .expect("header");
+    assert!(
+        matches!(&rows[0], Err(e) if e.row == 2 && e.reason == Reason::InvalidRow && e.detail.contains("UTF-16")),
+        "{rows:?}"
+    );
+    assert!(matches!(&rows[1], Ok(r) if r.cell(0) == Some("b@contoso.com")));
+    // Memory stays bounded: a long UTF-16 file is read in chunks (the offsets add up).
+    let mut long = String::from("UPN,Mobile\r\n");
+    for i in 0..20_000 {
+        long.push_str(&format!("u{i}@contoso.com,+31 6{:08}\r\n", 30_000_000 + i));
+    }
+    let bytes = utf16(&long, false, true);
+    let (r, rows) = read_all(&bytes, &ColumnMapping::default())
+        .await
+        .expect("header");
+    assert_eq!(rows.len(), 20_000);
+    assert_eq!(r.offset(), bytes.len() as u64);
+    let last = rows.last().expect("rows").as_ref().expect("ok");
+    assert_eq!(last.end, bytes.len() as u64);
 }

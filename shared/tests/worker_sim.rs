@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use common::*;
 use graph_sim::{FaultConfig, FaultKind, SeedUser, SimConfig};
-use mfa_preload_core::worker::{Disposition, InboundMessage};
+use mfa_preload_core::worker::{Disposition, InboundMessage, WorkerConfig};
 use mfa_preload_core::{Outcome, Reason};
 use serde_json::json;
 
@@ -138,7 +138,13 @@ async fn every_outcome() {
 
 #[tokio::test]
 async fn every_reason() {
-    let sim = start_sim(SimConfig::default()).await;
+    // SMS sign-in is allowed for the two users of the conflict case only.
+    let sim = start_sim(SimConfig {
+        sms_sign_in_policy: true,
+        sms_sign_in_policy_users: vec!["owner@contoso.com".into(), "taker@contoso.com".into()],
+        ..SimConfig::default()
+    })
+    .await;
     sim.add_user(seed("alt@contoso.com", None, None, None));
     sim.add_user(seed("dflt@contoso.com", Some(M1), None, Some("sms")));
     sim.add_user(seed("dflt2@contoso.com", Some(M1), None, Some("sms")));
@@ -150,7 +156,14 @@ async fn every_reason() {
     sim.add_user(seed("pref@contoso.com", Some(M1), None, None));
     sim.add_user(seed("nosms@contoso.com", None, None, None));
     let client = client_for(&sim, &pem_secret(), test_options(4));
-    let (worker, dlq) = worker_for(client.clone(), 5);
+    // `user_not_found` at once (the retry window has its own test).
+    let (worker, dlq) = worker_with(
+        client.clone(),
+        WorkerConfig {
+            user_not_found_retry: Duration::ZERO,
+            ..WorkerConfig::default()
+        },
+    );
     let cases: Vec<(String, Reason)> = vec![
         ("{\"v\":1,".to_string(), Reason::InvalidMessage),
         (
@@ -321,9 +334,14 @@ async fn new_mobile_with_non_unique_sms_number_says_so() {
             ),
         ])
         .await;
+    // Graph answered 409 and wrote the mobile: it counts as written, with a note.
     assert_eq!(reports[0].disposition, Disposition::Done(Outcome::Created));
     let detail = reports[0].result.as_ref().unwrap().detail();
-    assert!(detail.contains("phoneNumberNotUnique"), "{detail}");
+    assert!(detail.contains("SMS sign-in is not active"), "{detail}");
+    assert_eq!(
+        sim.user("second@contoso.com").unwrap().mobile.as_deref(),
+        Some(M3)
+    );
     assert_eq!(reports[1].disposition, Disposition::Done(Outcome::Created));
     assert_eq!(
         sim.user("third@contoso.com")
@@ -623,9 +641,12 @@ async fn batch_response_lists_exactly_the_transient_failures() {
             2,
         ),
     ];
-    let resp = tokio::time::timeout(Duration::from_secs(30), worker.handle_event(event))
-        .await
-        .expect("bounded");
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.handle_event_until(event, None),
+    )
+    .await
+    .expect("bounded");
     let failed: Vec<&str> = resp
         .batch_item_failures
         .iter()

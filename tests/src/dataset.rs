@@ -89,6 +89,9 @@ pub struct Dataset {
     pub expected_writes: Vec<Write>,
     /// Every phone number in the file and the seeds, as written and normalised (for log checks).
     pub phone_numbers: Vec<String>,
+    /// The users the tenant's SMS sign-in policy targets (those whose rows ask for SMS sign-in);
+    /// the other users' mobiles read `notAllowedByPolicy`.
+    pub sms_policy_users: Vec<String>,
 }
 
 impl Dataset {
@@ -241,6 +244,7 @@ struct Builder {
     writes: Vec<Write>,
     phones: Vec<String>,
     serial: usize,
+    sms_policy: Vec<String>,
 }
 
 /// The CSV columns, in order.
@@ -349,6 +353,7 @@ pub fn generate(rows: usize, bad: usize, seed: u64) -> Dataset {
         writes: Vec::new(),
         phones: Vec::new(),
         serial: 0,
+        sms_policy: Vec::new(),
     };
     // Bad kinds: shares of `bad`.
     let bad_kinds = [
@@ -488,6 +493,14 @@ pub fn generate(rows: usize, bad: usize, seed: u64) -> Dataset {
     let mut phones = b.phones;
     phones.sort();
     phones.dedup();
+    // Graph reports a mobile of a user the SMS sign-in policy does not target as
+    // `notAllowedByPolicy`.
+    let policy: std::collections::HashSet<&str> = b.sms_policy.iter().map(String::as_str).collect();
+    for u in &mut b.expected {
+        if u.sms_sign_in.as_deref() == Some("notEnabled") && !policy.contains(u.upn.as_str()) {
+            u.sms_sign_in = Some("notAllowedByPolicy".into());
+        }
+    }
     Dataset {
         csv,
         rows: b.rows,
@@ -495,6 +508,7 @@ pub fn generate(rows: usize, bad: usize, seed: u64) -> Dataset {
         expected_users: b.expected,
         expected_writes: writes,
         phone_numbers: phones,
+        sms_policy_users: b.sms_policy,
     }
 }
 
@@ -550,8 +564,10 @@ fn build_primary(b: &mut Builder, kind: Kind, n: usize) -> Option<(String, Strin
                 sms: ["enable", "Enable", "enabled"][b.rng.below(3)].into(),
                 ..Cells::default()
             };
+            // The policy targets the user: Graph enables SMS sign-in as it creates the mobile, so
+            // no enable call follows.
+            b.sms_policy.push(upn.clone());
             b.write(&upn, "mobile", "create", Some(&mobile));
-            b.write(&upn, "smsSignIn", "enable", None);
             b.expected[i].mobile = Some(mobile.clone());
             b.expected[i].sms_sign_in = Some("ready".into());
             b.push_row(c, Expect::Done(Outcome::Created));
@@ -760,8 +776,9 @@ fn build_primary(b: &mut Builder, kind: Kind, n: usize) -> Option<(String, Strin
                 mobile: Some(number.clone()),
                 ..seeded(&upn)
             });
-            // Graph answers the enable with 400 phoneNumberNotUnique and from then on reports
+            // Graph answers the enable with 409 phoneNumberNotUnique and from then on reports
             // that state on the user's mobile.
+            b.sms_policy.push(upn.clone());
             b.expected[i].sms_sign_in = Some("phoneNumberNotUnique".into());
             let c = Cells {
                 user: upn.clone(),

@@ -314,6 +314,11 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             // design; the engine's pacing to it is tested against the simulator in
             // shared/tests/worker_sim.rs. The read budget (8,000 RU per 10 s) stays.
             writes_per_window: 0,
+            // The tenant's policy lets the users whose rows ask for it use SMS sign-in.
+            sms_sign_in_policy: true,
+            sms_sign_in_policy_users: data.sms_policy_users.clone(),
+            // Phone error texts quote the number, so the log scan below proves the masking.
+            echo_numbers_in_errors: true,
             ..SimConfig::default()
         })
         .await
@@ -390,6 +395,8 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             ("LOGIN_BASE_URL".into(), proxy.base_url()),
             ("MAX_RECEIVE_COUNT".into(), MAX_RECEIVE.to_string()),
             ("WORKER_CONCURRENCY".into(), "16".into()),
+            // Users Graph does not know are tried on every delivery until the last one.
+            ("USER_NOT_FOUND_RETRY_SECONDS".into(), "60".into()),
             ("RUST_LOG".into(), "info".into()),
         ],
     };

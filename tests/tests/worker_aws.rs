@@ -68,6 +68,7 @@ fn options() -> ClientOptions {
             initial: 16,
             ..LimiterConfig::default()
         },
+        roles_recheck: Duration::ZERO,
     }
 }
 
@@ -163,6 +164,43 @@ impl Rig {
         build_with_options(&self.cfg, |k| env.get(k).cloned(), options()).await
     }
 
+    /// The worker with more variables, `QUEUE_URL` (its own queue) among them: it spaces its
+    /// retries itself.
+    async fn worker_env(&self, extra: &[(&str, &str)]) -> Worker {
+        let mut env = self.env(&self.secret_arn);
+        env.insert("QUEUE_URL".into(), self.queues.queue_url.clone());
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        build_with_options(&self.cfg, |k| env.get(k).cloned(), options())
+            .await
+            .expect("worker set-up")
+    }
+
+    /// Invocations as Lambda makes them until the queue is empty: what the worker lists comes
+    /// back when the visibility it set (or the receive's) runs out. Returns invocations and
+    /// messages listed for a retry.
+    async fn run_as_lambda(&self, worker: &Worker, limit: Duration) -> (usize, usize) {
+        let started = Instant::now();
+        let (mut invocations, mut retried) = (0, 0);
+        loop {
+            assert!(
+                started.elapsed() < limit,
+                "the queue did not empty in {limit:?}"
+            );
+            let msgs = self.receive(10).await;
+            if msgs.is_empty() {
+                if self.depth().await == 0 {
+                    return (invocations, retried);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            invocations += 1;
+            retried += self.invoke_with(worker, msgs, false).await.1.len();
+        }
+    }
+
     async fn worker(&self) -> Worker {
         self.worker_with_secret(&self.secret_arn)
             .await
@@ -221,15 +259,28 @@ impl Rig {
         worker: &Worker,
         msgs: Vec<aws_sdk_sqs::types::Message>,
     ) -> (Vec<String>, Vec<String>) {
+        self.invoke_with(worker, msgs, true).await
+    }
+
+    /// [`Rig::invoke`]; `hand_back`: make the listed messages visible at once.
+    async fn invoke_with(
+        &self,
+        worker: &Worker,
+        msgs: Vec<aws_sdk_sqs::types::Message>,
+        hand_back: bool,
+    ) -> (Vec<String>, Vec<String>) {
         let records: Vec<Value> = msgs
             .iter()
             .map(|m| sqs_record(m, &self.queue_arn))
             .collect();
         let event: SqsEvent =
             serde_json::from_value(json!({ "Records": records })).expect("SQS event");
-        let resp = tokio::time::timeout(Duration::from_secs(60), worker.handle_event(event))
-            .await
-            .expect("the worker answers within a minute");
+        let resp = tokio::time::timeout(
+            Duration::from_secs(60),
+            worker.handle_event_until(event, None),
+        )
+        .await
+        .expect("the worker answers within a minute");
         let listed: Vec<String> = resp
             .batch_item_failures
             .iter()
@@ -263,6 +314,7 @@ impl Rig {
         }
         for m in msgs
             .iter()
+            .filter(|_| hand_back)
             .filter(|m| listed_set.contains(&m.message_id.clone().unwrap_or_default()))
         {
             self.sqs
@@ -308,6 +360,7 @@ impl Rig {
             .queue_url(&self.queues.queue_url)
             .attribute_names(A::ApproximateNumberOfMessages)
             .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
             .expect("queue attributes")
@@ -341,7 +394,23 @@ impl Rig {
 
 #[tokio::test]
 async fn every_outcome_and_reason_through_real_queues_with_one_token() {
-    let rig = rig("worker-all", pem_secret(), SimConfig::default()).await;
+    // SMS sign-in allowed for the conflict's users; phone error texts quote the number, so the
+    // masking of what reaches the DLQ is tested end to end.
+    let rig = rig(
+        "worker-all",
+        pem_secret(),
+        SimConfig {
+            sms_sign_in_policy: true,
+            sms_sign_in_policy_users: vec![
+                "owner@contoso.com".into(),
+                "taker@contoso.com".into(),
+                "taker2@contoso.com".into(),
+            ],
+            echo_numbers_in_errors: true,
+            ..SimConfig::default()
+        },
+    )
+    .await;
     for u in [
         seed("new@contoso.com", None, None, None),
         seed("upd@contoso.com", Some(M2), None, None),
@@ -355,6 +424,7 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
             ..seed("owner@contoso.com", Some(M3), None, None)
         },
         seed("taker@contoso.com", None, None, None),
+        seed("taker2@contoso.com", None, None, None),
         seed("pref@contoso.com", Some(M1), None, None),
         seed("nosms@contoso.com", None, None, None),
     ] {
@@ -412,6 +482,18 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
             ),
             "skip@contoso.com",
         ),
+        // Another user holds the mobile for SMS sign-in: Graph answers 409 but writes it, and
+        // the office phone is written too. SMS sign-in was not asked for: a note, not a reject.
+        (
+            body(
+                14,
+                "taker2@contoso.com",
+                json!({"mobile": M3, "office": O1}),
+                none.clone(),
+                none.clone(),
+            ),
+            "taker2@contoso.com",
+        ),
     ];
     let rejects: Vec<(String, Reason)> = vec![
         ("{\"v\":1,".to_string(), Reason::InvalidMessage),
@@ -456,10 +538,12 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
             Reason::DefaultMethodConflict,
         ),
         (
+            // The same with SMS sign-in asked for: the row's outcome is the conflict, after its
+            // mobile and office were written.
             body(
                 11,
                 "taker@contoso.com",
-                json!({"mobile": M3}),
+                json!({"mobile": M3, "office": O1}),
                 none.clone(),
                 json!({"smsSignIn": "enable"}),
             ),
@@ -489,7 +573,15 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
     let mut all: Vec<String> = done.iter().map(|(b, _)| b.clone()).collect();
     all.extend(rejects.iter().map(|(b, _)| b.clone()));
     rig.send(&all).await;
-    let worker = rig.worker().await;
+    // `user_not_found` at once here (the retry window has its own test).
+    let env = {
+        let mut e = rig.env(&rig.secret_arn);
+        e.insert("USER_NOT_FOUND_RETRY_SECONDS".into(), "0".into());
+        e
+    };
+    let worker = build_with_options(&rig.cfg, |k| env.get(k).cloned(), options())
+        .await
+        .expect("worker");
     let (invocations, retried) = rig.run_until_empty(&worker).await;
     assert_eq!(retried, 0, "nothing here is transient");
     assert_eq!(invocations, all.len().div_ceil(10));
@@ -512,8 +604,14 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
         ("same@contoso.com", 0),
         ("skip@contoso.com", 0),
         ("dflt@contoso.com", 0),
+        ("taker@contoso.com", 2),
+        ("taker2@contoso.com", 2),
     ] {
         assert_eq!(rig.writes_for(u), writes, "{u}");
+    }
+    for u in ["taker@contoso.com", "taker2@contoso.com"] {
+        assert_eq!(user(u).mobile.as_deref(), Some(M3), "{u}");
+        assert_eq!(user(u).office.as_deref(), Some(O1), "{u}");
     }
 
     // Every reject is in the real DLQ once, with its reason and detail as attributes and the
@@ -542,6 +640,16 @@ async fn every_outcome_and_reason_through_real_queues_with_one_token() {
             assert_eq!(entry.row, Some(row), "the row survives for {b}");
         }
     }
+
+    let taker = dead
+        .iter()
+        .find(|(e, _)| e.row == Some(11))
+        .expect("the conflict row");
+    assert!(
+        taker.0.detail.contains("mobile:create") && taker.0.detail.contains("office:create"),
+        "{}",
+        taker.0.detail
+    );
 
     // One token for the whole run, and still one for a second (warm) batch of the same users.
     assert_eq!(rig.sim.stats().token_requests, 1);
@@ -611,10 +719,12 @@ async fn a_pfx_secret_works_and_bad_secrets_name_the_field_not_the_value() {
     ];
     for (secret, names, never) in cases {
         let id = put_secret(&rig.cfg, "worker-bad", secret).await;
-        let err = match rig.worker_with_secret(&id).await {
-            Ok(_) => panic!("a bad secret was accepted ({names})"),
-            Err(e) => e.to_string(),
-        };
+        // An unusable secret is a configuration fault: the worker starts, faulted.
+        let worker = rig
+            .worker_with_secret(&id)
+            .await
+            .expect("a faulted worker starts");
+        let err = worker.start_fault().expect("faulted").to_string();
         assert!(
             err.to_lowercase().contains(&names.to_lowercase()),
             "{names}: {err}"
@@ -628,10 +738,168 @@ async fn a_pfx_secret_works_and_bad_secrets_name_the_field_not_the_value() {
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}",
         unique("none")
     );
-    match rig.worker_with_secret(&missing).await {
-        Ok(_) => panic!("a missing secret was accepted"),
-        Err(e) => assert!(e.to_string().contains("none"), "{e}"),
+    let worker = rig
+        .worker_with_secret(&missing)
+        .await
+        .expect("a faulted worker starts");
+    let err = worker.start_fault().expect("faulted").to_string();
+    assert!(err.contains("none"), "{err}");
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_late_consent_dead_letters_nobody_and_every_user_ends_right() {
+    let rig = rig(
+        "worker-consent",
+        pem_secret(),
+        SimConfig {
+            auto_create_users: true,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    // Consent not granted yet: the app may read users, nothing else.
+    rig.sim.set_app_roles(TENANT, CLIENT_ID, &["User.Read.All"]);
+    let bodies: Vec<String> = (0..12)
+        .map(|i| {
+            body(
+                i + 2,
+                &format!("c{i}@contoso.com"),
+                json!({"mobile": M1}),
+                json!({}),
+                json!({}),
+            )
+        })
+        .collect();
+    rig.send(&bodies).await;
+    let worker = rig
+        .worker_env(&[("CONFIGURATION_FAULT_RETRY_SECONDS", "1")])
+        .await;
+    // More faulted batches than a message has receives (3): the messages outlive their receive
+    // count as fresh copies instead of being moved to the DLQ by the redrive policy.
+    let grant = async {
+        let waiting = Instant::now();
+        while worker.configuration_faults() < 8 {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(90),
+                "only {} faulted batches",
+                worker.configuration_faults()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(rig.sim.stats().requests, 0, "no user was touched");
+        rig.sim
+            .set_app_roles(TENANT, CLIENT_ID, &["UserAuthMethod-Phone.ReadWrite.All"]);
+    };
+    let (_, (_, retried)) =
+        tokio::join!(grant, rig.run_as_lambda(&worker, Duration::from_secs(120)));
+    assert!(retried > 0);
+    for i in 0..12 {
+        let u = rig.sim.user(&format!("c{i}@contoso.com")).expect("user");
+        assert_eq!(u.mobile.as_deref(), Some(M1), "c{i}");
     }
+    assert!(rig.dead_letters().await.is_empty(), "nothing in the DLQ");
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_certificate_rotated_in_the_secret_is_picked_up_on_invalid_client() {
+    let rig = rig(
+        "worker-rotate",
+        pem_secret(),
+        SimConfig {
+            auto_create_users: true,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let worker = rig.worker().await;
+    rig.send(&[body(
+        2,
+        "r1@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    )])
+    .await;
+    rig.run_until_empty(&worker).await;
+    assert_eq!(rig.sim.stats().token_requests, 1);
+    // The administrator rotates: a new certificate on the app (the old one removed), the new
+    // pair in the secret, and the worker's cached token ends.
+    rig.sim.register_app(
+        TENANT,
+        CLIENT_ID,
+        &String::from_utf8(fixture("expiring.crt.pem")).expect("utf-8"),
+    );
+    let rotated = json!({
+        "tenantId": TENANT,
+        "clientId": CLIENT_ID,
+        "certificatePem": String::from_utf8(fixture("expiring.crt.pem")).expect("utf-8"),
+        "privateKeyPem": String::from_utf8(fixture("expiring.key.pem")).expect("utf-8"),
+    })
+    .to_string();
+    aws_sdk_secretsmanager::Client::new(&rig.cfg)
+        .put_secret_value()
+        .secret_id(&rig.secret_arn)
+        .secret_string(rotated)
+        .send()
+        .await
+        .expect("rotate the secret");
+    rig.sim.revoke_tokens();
+    rig.send(&[body(
+        3,
+        "r2@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    )])
+    .await;
+    let (_, retried) = rig.run_until_empty(&worker).await;
+    assert_eq!(
+        retried, 0,
+        "the refused certificate was replaced by the secret's new one at once"
+    );
+    assert_eq!(
+        rig.sim
+            .user("r2@contoso.com")
+            .and_then(|u| u.mobile)
+            .as_deref(),
+        Some(M1)
+    );
+    // The old certificate was refused once, then the new one got a token.
+    assert_eq!(rig.sim.stats().token_requests, 3);
+    assert!(rig.dead_letters().await.is_empty());
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_that_appears_after_its_message_is_applied_not_dead_lettered() {
+    let rig = rig("worker-late-user", pem_secret(), SimConfig::default()).await;
+    rig.sim.add_user(SeedUser::new("hire@contoso.com"));
+    rig.sim
+        .hide_user_for("hire@contoso.com", Duration::from_secs(5));
+    rig.send(&[body(
+        2,
+        "hire@contoso.com",
+        json!({"mobile": M1}),
+        json!({}),
+        json!({}),
+    )])
+    .await;
+    // A 30 s window over 3 receives: the first retry after 30 / (2^2 - 1) = 10 s.
+    let worker = rig
+        .worker_env(&[("USER_NOT_FOUND_RETRY_SECONDS", "30")])
+        .await;
+    let (invocations, retried) = rig.run_as_lambda(&worker, Duration::from_secs(60)).await;
+    assert_eq!((invocations, retried), (2, 1));
+    assert_eq!(
+        rig.sim
+            .user("hire@contoso.com")
+            .and_then(|u| u.mobile)
+            .as_deref(),
+        Some(M1)
+    );
+    assert!(rig.dead_letters().await.is_empty());
     rig.sim.shutdown().await;
 }
 

@@ -18,7 +18,9 @@ async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchRespon
     // Permanent rejects went to the DLQ; only transient failures, and what the deadline left
     // unfinished, come back to SQS.
     let deadline = deadline_from_epoch_ms(event.context.deadline);
-    worker.handle_event_until(event.payload, deadline).await
+    worker
+        .handle_event_until(event.payload, Some(deadline))
+        .await
 }
 
 #[tokio::main]

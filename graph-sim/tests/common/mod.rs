@@ -148,13 +148,30 @@ impl Env {
         format!("{}{path}", self.sim.base_url())
     }
 
+    /// A token from the token endpoint for the fixture app (its roles as granted now).
+    pub async fn fetch_token(&self) -> String {
+        let base = self.sim.base_url();
+        let (status, body) =
+            token_request(&self.client, &base, &Assertion::valid(&base).sign()).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// A request as a correct client sends it (`Content-Length: 0` on a bodyless POST).
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let is_post = method == Method::POST;
         let mut req = self
             .client
             .request(method, self.url(path))
             .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
+        match body {
+            Some(b) => req = req.json(&b),
+            // reqwest sends no Content-Length for a bodyless POST; Graph wants one (411).
+            None if is_post => req = req.header("content-length", "0"),
+            None => {}
         }
         req.send().await.expect("graph request")
     }

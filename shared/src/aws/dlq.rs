@@ -48,7 +48,7 @@ impl DlqPort for SqsDlq {
         let body = serde_json::to_string(&entry)
             .map_err(|e| DlqError(format!("cannot serialise the DLQ entry: {e}")))?;
         self.sender
-            .send_batch(vec![OutMessage { body, attributes }])
+            .send_batch(vec![OutMessage::new(body, attributes)])
             .await
             .map(|_| ())
             .map_err(|e| DlqError(e.to_string()))

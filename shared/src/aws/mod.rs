@@ -8,3 +8,4 @@ pub mod dlq;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;
+pub mod work_queue;

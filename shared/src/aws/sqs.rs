@@ -1,7 +1,14 @@
 //! SQS: batched sending with several calls in flight, per-entry failures retried, nothing dropped
 //! silently; and DLQ entries with `reason` / `detail` message attributes.
+//!
+//! Every body and string attribute sent is SQS-legal text ([`crate::sqs_text`]): what SQS would
+//! refuse is escaped when a message is built, and again (a no-op by then) when it is sent. A
+//! message SQS still refuses for its content is reported as refused, on its own, so the caller
+//! can dead-letter that one message instead of failing everything with it.
 
 use crate::message::DlqEntry;
+use crate::sqs_text::sqs_escape;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +19,8 @@ use tokio::task::JoinSet;
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// Keep a batch's total payload under SQS's limit (256 KiB, the conservative historical value).
 pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4 * 1024;
+/// Largest message sent (as [`OutMessage::size`] counts it): one fits in a batch.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES;
 /// Longest `detail` attribute we send; the full text is in the body.
 pub const MAX_DETAIL_CHARS: usize = 1000;
 
@@ -38,6 +47,22 @@ pub struct OutMessage {
 }
 
 impl OutMessage {
+    /// A message whose body and attribute values are SQS-legal ([`sqs_escape`]: in a JSON body
+    /// the escapes are JSON's, so the body keeps its exact meaning).
+    pub fn new(mut body: String, mut attributes: Vec<(String, String)>) -> OutMessage {
+        if let std::borrow::Cow::Owned(escaped) = sqs_escape(&body) {
+            body = escaped;
+        }
+        for (_, v) in attributes.iter_mut() {
+            if let std::borrow::Cow::Owned(escaped) = sqs_escape(v) {
+                *v = escaped;
+            }
+        }
+        OutMessage { body, attributes }
+    }
+
+    /// What the message counts toward SQS's size limits: the body, and each attribute's name,
+    /// type and value (with room to spare).
     pub fn size(&self) -> usize {
         self.body.len()
             + self
@@ -47,10 +72,33 @@ impl OutMessage {
                 .sum::<usize>()
     }
 
-    /// A DLQ message: the entry as JSON body, `reason`, `detail`, `stage` (and `row`) as attributes.
+    /// A DLQ message: the entry as JSON body, `reason`, `detail`, `stage` (and `row`) as
+    /// attributes. An entry too large for SQS (a huge row copied into `request`) is sent without
+    /// the copy: the job and the row say where the row is.
     pub fn dlq(entry: &DlqEntry) -> Result<OutMessage, serde_json::Error> {
+        let msg = OutMessage::dlq_as_is(entry)?;
+        if msg.size() <= MAX_MESSAGE_BYTES {
+            return Ok(msg);
+        }
+        let mut small = entry.clone();
+        small.request = serde_json::Value::Null;
+        small.detail = format!(
+            "{} (the row is too large to be copied into this message; see the row in the file)",
+            entry
+                .detail
+                .chars()
+                .take(MAX_DETAIL_CHARS)
+                .collect::<String>()
+        );
+        OutMessage::dlq_as_is(&small)
+    }
+
+    fn dlq_as_is(entry: &DlqEntry) -> Result<OutMessage, serde_json::Error> {
         let body = serde_json::to_string(entry)?;
-        let mut detail: String = entry.detail.chars().take(MAX_DETAIL_CHARS).collect();
+        let mut detail: String = sqs_escape(&entry.detail)
+            .chars()
+            .take(MAX_DETAIL_CHARS)
+            .collect();
         if detail.is_empty() {
             detail = entry.reason.as_str().to_string();
         }
@@ -62,8 +110,37 @@ impl OutMessage {
         if let Some(row) = entry.row {
             attributes.push(("row".to_string(), row.to_string()));
         }
-        Ok(OutMessage { body, attributes })
+        Ok(OutMessage::new(body, attributes))
     }
+}
+
+/// What became of a batch.
+#[derive(Debug)]
+pub struct Sent {
+    /// Entries (indices into the messages) confirmed in the queue.
+    pub ok: Vec<usize>,
+    /// Entries SQS refused for their content (the sender's fault: a character it does not take,
+    /// too large, ...), each with SQS's reason. They were not sent; nothing else failed with them.
+    pub refused: Vec<(usize, String)>,
+    /// `Err` when the batch could not be sent (SQS kept failing, or refused it for a reason that
+    /// is no message's own); `ok` still says what got through.
+    pub result: Result<(), SqsError>,
+}
+
+/// Error codes with which SQS refuses a message for its content. SQS's codes come as
+/// `InvalidMessageContents`, `AWS.SimpleQueueService.BatchRequestTooLong` or with a `#` namespace.
+fn content_code(code: &str) -> Option<&str> {
+    let code = code.rsplit(['.', '#']).next().unwrap_or(code);
+    matches!(
+        code,
+        "InvalidMessageContents"
+            | "MessageTooLong"
+            | "InvalidParameterValue"
+            | "InvalidAttributeName"
+            | "InvalidAttributeValue"
+            | "BatchRequestTooLong"
+    )
+    .then_some(code)
 }
 
 /// Sends batches to one queue, retrying entries SQS reports as failed.
@@ -97,32 +174,79 @@ impl SqsSender {
     }
 
     /// Sends up to 10 messages. Entries that fail for a transient reason are retried with
-    /// exponential backoff; an entry SQS rejects as the sender's fault is an error at once.
+    /// exponential backoff; an entry SQS refuses as the sender's fault is an error.
     pub async fn send_batch(&self, pending: Vec<OutMessage>) -> Result<usize, SqsError> {
         let total = pending.len();
-        let (_, result) = self.send_batch_tracked(pending).await;
-        result.map(|()| total)
+        let sent = self.send_batch_tracked(&pending).await;
+        sent.result?;
+        if let Some((_, why)) = sent.refused.into_iter().next() {
+            let (code, message) = why.split_once(": ").unwrap_or((&why, ""));
+            return Err(SqsError::Rejected {
+                code: code.to_string(),
+                message: message.to_string(),
+            });
+        }
+        Ok(total)
     }
 
-    /// Like [`SqsSender::send_batch`], but also says which entries (indices into `messages`) are
-    /// confirmed in the queue, also when the call as a whole fails: a caller that must not send a
-    /// message twice records those before it gives up.
-    pub async fn send_batch_tracked(
+    /// Like [`SqsSender::send_batch`], but says which entries are confirmed in the queue (also
+    /// when the call as a whole fails: a caller that must not send a message twice records those
+    /// before it gives up) and which SQS refused for their content: those are not an error for
+    /// the others. A batch SQS refuses whole for its content is sent again one message at a time,
+    /// so the refusal falls on the one message it is about.
+    pub async fn send_batch_tracked(&self, messages: &[OutMessage]) -> Sent {
+        let mut sent = Sent {
+            ok: Vec::with_capacity(messages.len()),
+            refused: Vec::new(),
+            result: Ok(()),
+        };
+        let mut groups: Vec<Vec<usize>> = Vec::with_capacity(1);
+        let mut fits = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            if m.size() > MAX_MESSAGE_BYTES {
+                sent.refused.push((
+                    i,
+                    format!(
+                        "MessageTooLong: the message is {} bytes, more than the {MAX_MESSAGE_BYTES} sent at most",
+                        m.size()
+                    ),
+                ));
+            } else {
+                fits.push(i);
+            }
+        }
+        groups.push(fits);
+        while let Some(group) = groups.pop() {
+            if let Err(e) = self
+                .send_group(messages, group, &mut sent, &mut groups)
+                .await
+            {
+                sent.result = Err(e);
+                return sent;
+            }
+        }
+        sent
+    }
+
+    /// One batch call (with its retries) for the entries `group`. A refusal of the whole call for
+    /// its content splits the group into single messages (pushed onto `split`).
+    async fn send_group(
         &self,
-        messages: Vec<OutMessage>,
-    ) -> (Vec<usize>, Result<(), SqsError>) {
-        let mut sent = Vec::with_capacity(messages.len());
-        let mut pending: Vec<usize> = (0..messages.len()).collect();
+        messages: &[OutMessage],
+        group: Vec<usize>,
+        sent: &mut Sent,
+        split: &mut Vec<Vec<usize>>,
+    ) -> Result<(), SqsError> {
+        let mut pending = group;
         let mut attempt = 0u32;
         let mut last_error = String::new();
         while !pending.is_empty() {
             if attempt >= self.max_attempts {
-                let err = SqsError::Exhausted {
+                return Err(SqsError::Exhausted {
                     queue: self.queue_url.to_string(),
                     attempts: attempt,
                     message: last_error,
-                };
-                return (sent, Err(err));
+                });
             }
             if attempt > 0 {
                 let backoff = self.base_delay.saturating_mul(1 << attempt.min(6));
@@ -135,21 +259,16 @@ impl SqsSender {
                 let m = &messages[i];
                 let mut b = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(&m.body);
+                    .message_body(sqs_escape(&m.body));
                 for (k, v) in &m.attributes {
-                    match MessageAttributeValue::builder()
+                    let attr = MessageAttributeValue::builder()
                         .data_type("String")
-                        .string_value(v)
+                        .string_value(sqs_escape(v))
                         .build()
-                    {
-                        Ok(attr) => b = b.message_attributes(k, attr),
-                        Err(e) => return (sent, Err(SqsError::Task(e.to_string()))),
-                    }
+                        .map_err(|e| SqsError::Task(e.to_string()))?;
+                    b = b.message_attributes(k, attr);
                 }
-                match b.build() {
-                    Ok(entry) => entries.push(entry),
-                    Err(e) => return (sent, Err(SqsError::Task(e.to_string()))),
-                }
+                entries.push(b.build().map_err(|e| SqsError::Task(e.to_string()))?);
             }
             match self
                 .client
@@ -162,32 +281,56 @@ impl SqsSender {
                 Ok(out) => {
                     for ok in &out.successful {
                         if let Ok(i) = ok.id.parse::<usize>() {
-                            sent.push(i);
+                            sent.ok.push(i);
                         }
                     }
                     let mut retry = Vec::new();
                     for f in out.failed {
+                        let why = format!("{}: {}", f.code, f.message.clone().unwrap_or_default());
+                        let Ok(i) = f.id.parse::<usize>() else {
+                            continue;
+                        };
                         if f.sender_fault {
-                            let err = SqsError::Rejected {
-                                code: f.code,
-                                message: f.message.unwrap_or_default(),
-                            };
-                            return (sent, Err(err));
-                        }
-                        last_error = format!("{}: {}", f.code, f.message.unwrap_or_default());
-                        if let Ok(i) = f.id.parse::<usize>() {
+                            if content_code(&f.code).is_none() {
+                                return Err(SqsError::Rejected {
+                                    code: f.code,
+                                    message: f.message.unwrap_or_default(),
+                                });
+                            }
+                            tracing::warn!(queue = %self.queue_url, error = %sqs_escape(&why), "SQS refused one message of a batch; the others are not held up");
+                            sent.refused.push((i, why));
+                        } else {
+                            last_error = why;
                             retry.push(i);
                         }
                     }
                     pending = retry;
                 }
                 Err(e) => {
+                    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+                    if let Some(code) = content_code(code) {
+                        let message = e
+                            .as_service_error()
+                            .and_then(|s| s.message())
+                            .unwrap_or_default();
+                        if pending.len() > 1 {
+                            tracing::warn!(queue = %self.queue_url, code, "SQS refused a batch for its content; sending its messages one by one");
+                            split.extend(pending.into_iter().map(|i| vec![i]));
+                        } else {
+                            sent.refused.extend(
+                                pending
+                                    .into_iter()
+                                    .map(|i| (i, format!("{code}: {message}"))),
+                            );
+                        }
+                        return Ok(());
+                    }
                     last_error = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
                     tracing::warn!(queue = %self.queue_url, attempt, error = %last_error, "SendMessageBatch failed; retrying");
                 }
             }
         }
-        (sent, Ok(()))
+        Ok(())
     }
 }
 
@@ -266,6 +409,83 @@ impl BatchPipeline {
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::Reason;
+    use crate::sqs_text::is_sqs_text;
+
+    fn entry(detail: &str, request: serde_json::Value) -> DlqEntry {
+        DlqEntry {
+            v: 1,
+            reason: Reason::InvalidRow,
+            detail: detail.into(),
+            job: None,
+            row: Some(3),
+            column: Some("Note".into()),
+            request,
+            stage: "ingest".into(),
+        }
+    }
+
+    #[test]
+    fn dlq_messages_are_sqs_legal_and_keep_the_row_exactly() {
+        let cell = "a\u{1}b\u{FFFE}c\u{FFFF}\u{7F}";
+        let e = entry(
+            &format!("the cell '{cell}' is bad"),
+            serde_json::json!({ "Note": cell }),
+        );
+        let m = OutMessage::dlq(&e).unwrap();
+        assert!(is_sqs_text(&m.body), "{:?}", m.body);
+        for (k, v) in &m.attributes {
+            assert!(is_sqs_text(k) && is_sqs_text(v), "{k}: {v:?}");
+        }
+        let back: DlqEntry = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(back.request["Note"], cell, "the body means what it meant");
+        // The worker's attributes of the same entry: the one escaping function.
+        for (k, v) in crate::worker::dlq_attributes(&e) {
+            assert!(is_sqs_text(&k) && is_sqs_text(&v), "{k}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_dlq_entry_too_large_for_sqs_is_sent_without_its_copy_of_the_row() {
+        let huge = "\u{1}".repeat(60_000);
+        let e = entry("bad", serde_json::json!({ "Note": huge }));
+        let m = OutMessage::dlq(&e).unwrap();
+        assert!(m.size() <= MAX_MESSAGE_BYTES, "{}", m.size());
+        let back: DlqEntry = serde_json::from_str(&m.body).unwrap();
+        assert!(back.request.is_null());
+        assert!(back.detail.contains("too large"), "{}", back.detail);
+        assert_eq!(back.row, Some(3));
+    }
+
+    #[test]
+    fn content_refusals_are_told_from_other_errors() {
+        assert_eq!(
+            content_code("InvalidMessageContents"),
+            Some("InvalidMessageContents")
+        );
+        assert_eq!(
+            content_code("AWS.SimpleQueueService.BatchRequestTooLong"),
+            Some("BatchRequestTooLong")
+        );
+        assert_eq!(
+            content_code("com.amazonaws.sqs#MessageTooLong"),
+            Some("MessageTooLong")
+        );
+        for other in [
+            "AccessDenied",
+            "KmsAccessDenied",
+            "QueueDoesNotExist",
+            "ThrottlingException",
+            "",
+        ] {
+            assert_eq!(content_code(other), None, "{other}");
         }
     }
 }

@@ -197,10 +197,12 @@ async fn run() -> Result<(), String> {
     let messages: Vec<InboundMessage> = reqs
         .iter()
         .enumerate()
-        .map(|(i, r)| InboundMessage {
-            message_id: i.to_string(),
-            body: serde_json::to_string(r).unwrap_or_default(),
-            receive_count: 1,
+        .map(|(i, r)| {
+            InboundMessage::new(
+                i.to_string(),
+                serde_json::to_string(r).unwrap_or_default(),
+                1,
+            )
         })
         .collect();
     let engine = client(
@@ -218,6 +220,7 @@ async fn run() -> Result<(), String> {
         WorkerConfig {
             concurrency: a.concurrency,
             max_receive_count: 5,
+            ..WorkerConfig::default()
         },
     );
     sim.reset_stats();

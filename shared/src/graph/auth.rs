@@ -64,6 +64,7 @@ pub struct Credentials {
     key: EncodingKey,
     x5t_s256: String,
     not_after: i64,
+    not_before: i64,
     subject: String,
 }
 
@@ -338,6 +339,7 @@ impl Credentials {
         let (_, cert) = x509_parser::parse_x509_certificate(&certificate_der)
             .map_err(|_| invalid(cert_field, "is not an X.509 certificate"))?;
         let not_after = cert.validity().not_after.timestamp();
+        let not_before = cert.validity().not_before.timestamp();
         let subject = cert.subject().to_string();
         // The key must sign, and its signature must verify with the certificate's public key:
         // a mismatched pair would only show up as an opaque AADSTS error at token time.
@@ -362,6 +364,7 @@ impl Credentials {
             key,
             x5t_s256,
             not_after,
+            not_before,
             subject,
         };
         creds.warn_if_expiring();
@@ -383,6 +386,16 @@ impl Credentials {
 
     pub fn certificate_der(&self) -> &[u8] {
         &self.certificate_der
+    }
+
+    /// The certificate's `notBefore`, Unix seconds.
+    pub fn certificate_not_before(&self) -> i64 {
+        self.not_before
+    }
+
+    /// The certificate's subject (e.g. `CN=mfa-preload`).
+    pub fn certificate_subject(&self) -> &str {
+        &self.subject
     }
 
     /// The certificate's `notAfter`, Unix seconds.
@@ -489,6 +502,21 @@ struct TokenErrorBody {
 struct Cached {
     token: AccessToken,
     refresh_at: Instant,
+    fetched_at: Instant,
+    /// The token's `roles` claim (`None`: not a readable JWT).
+    roles: Option<Arc<[String]>>,
+}
+
+/// How long a refusal by the token endpoint (a certificate Entra does not know, a wrong tenant)
+/// is remembered: token requests in that time fail at once with the same error instead of asking
+/// again for every message.
+pub const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
+
+/// Reads the credentials again (the worker: the secret), for when the token endpoint says
+/// `invalid_client`: the certificate may have been rotated in the secret since it was read.
+#[async_trait::async_trait]
+pub trait CredentialsReloader: Send + Sync {
+    async fn reload(&self) -> Result<Credentials, String>;
 }
 
 /// App-only tokens for Graph, fetched with the client assertion and cached until
@@ -496,12 +524,18 @@ struct Cached {
 /// share it: concurrent callers wait for one token request instead of each making their own.
 pub struct TokenProvider {
     http: reqwest::Client,
-    credentials: Arc<Credentials>,
+    credentials: std::sync::RwLock<Arc<Credentials>>,
+    reloader: std::sync::OnceLock<Arc<dyn CredentialsReloader>>,
+    /// The last refusal and when it came ([`REFUSAL_MEMORY`]).
+    refused: std::sync::Mutex<Option<(TokenError, Instant)>>,
     token_url: String,
     scope: String,
     cache: tokio::sync::Mutex<Option<Cached>>,
     requests: AtomicU64,
     max_attempts: u32,
+    /// The token endpoint's clock minus ours, seconds, from its last answer's `Date` header.
+    clock_skew: std::sync::atomic::AtomicI64,
+    has_skew: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for TokenProvider {
@@ -524,10 +558,14 @@ impl TokenProvider {
             token_url: settings.token_url(credentials.tenant_id()),
             scope: settings.scope(),
             http,
-            credentials,
+            credentials: std::sync::RwLock::new(credentials),
+            reloader: std::sync::OnceLock::new(),
+            refused: std::sync::Mutex::new(None),
             cache: tokio::sync::Mutex::new(None),
             requests: AtomicU64::new(0),
             max_attempts: 4,
+            clock_skew: std::sync::atomic::AtomicI64::new(0),
+            has_skew: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -535,8 +573,80 @@ impl TokenProvider {
         &self.token_url
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials in use.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Lets an `invalid_client` refusal read the credentials again once (see
+    /// [`CredentialsReloader`]). Set once; later calls are ignored.
+    pub fn set_reloader(&self, reloader: Arc<dyn CredentialsReloader>) {
+        let _ = self.reloader.set(reloader);
+    }
+
+    /// The refusal still remembered, if any.
+    fn remembered_refusal(&self) -> Option<TokenError> {
+        let r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        r.as_ref()
+            .filter(|(_, at)| at.elapsed() < REFUSAL_MEMORY)
+            .map(|(e, _)| e.clone())
+    }
+
+    fn remember_refusal(&self, e: &TokenError) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.clone(), Instant::now()));
+    }
+
+    /// A token from the endpoint; on `invalid_client`, the credentials are read again once and,
+    /// when they changed (a rotated certificate), tried at once. A refusal is remembered for
+    /// [`REFUSAL_MEMORY`].
+    async fn fetch_fresh(&self) -> Result<(AccessToken, Duration), TokenError> {
+        if let Some(e) = self.remembered_refusal() {
+            return Err(e);
+        }
+        let first = self.fetch().await;
+        let refused = match first {
+            Err(e @ TokenError::Rejected { .. }) => e,
+            other => {
+                if other.is_ok() {
+                    *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+                return other;
+            }
+        };
+        let invalid_client =
+            matches!(&refused, TokenError::Rejected { error, .. } if error == "invalid_client");
+        if let (true, Some(reloader)) = (invalid_client, self.reloader.get()) {
+            match reloader.reload().await {
+                Ok(fresh) if fresh.x5t_s256() != self.credentials().x5t_s256() => {
+                    tracing::warn!(
+                        x5t_s256 = %fresh.x5t_s256(),
+                        "the token endpoint refused the certificate and the secret holds another one: using it"
+                    );
+                    *self.credentials.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                    let again = self.fetch().await;
+                    if let Err(e @ TokenError::Rejected { .. }) = &again {
+                        self.remember_refusal(e);
+                    }
+                    return again;
+                }
+                Ok(_) => {}
+                Err(why) => tracing::warn!(error = %why, "the credentials could not be read again"),
+            }
+        }
+        self.remember_refusal(&refused);
+        Err(refused)
+    }
+
+    /// The token endpoint's clock minus this machine's, in seconds, as its last answer's `Date`
+    /// header showed (`None` before any answer). Entra refuses assertions outside their time
+    /// range (AADSTS700024): a large skew explains it.
+    pub fn clock_skew(&self) -> Option<i64> {
+        self.has_skew
+            .load(Ordering::Relaxed)
+            .then(|| self.clock_skew.load(Ordering::Relaxed))
     }
 
     /// Token requests sent so far (each HTTP attempt counts).
@@ -546,23 +656,49 @@ impl TokenProvider {
 
     /// A valid token: the cached one, or a new one (one request in flight at a time).
     pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        self.token_and_roles().await.map(|(t, _)| t)
+    }
+
+    /// The application permissions the current token grants (its `roles` claim), fetching a
+    /// token when none is cached; `None` when the token is not a readable JWT.
+    pub async fn roles(&self) -> Result<Option<Arc<[String]>>, TokenError> {
+        self.token_and_roles().await.map(|(_, r)| r)
+    }
+
+    /// Drops the cached token when it was fetched more than `age` ago, so that the next call
+    /// sees permissions granted since.
+    pub async fn refresh_if_older_than(&self, age: Duration) -> bool {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| c.fetched_at.elapsed() > age) {
+            *cache = None;
+            return true;
+        }
+        false
+    }
+
+    async fn token_and_roles(&self) -> Result<(AccessToken, Option<Arc<[String]>>), TokenError> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref() {
             if Instant::now() < c.refresh_at {
-                return Ok(c.token.clone());
+                return Ok((c.token.clone(), c.roles.clone()));
             }
         }
-        let (token, lifetime) = self.fetch().await?;
+        let (token, lifetime) = self.fetch_fresh().await?;
         let margin = if lifetime > TOKEN_REFRESH_MARGIN * 2 {
             TOKEN_REFRESH_MARGIN
         } else {
             lifetime / 2
         };
+        let roles: Option<Arc<[String]>> =
+            crate::graph::permissions::roles_of_token(token.secret()).map(Into::into);
+        let now = Instant::now();
         *cache = Some(Cached {
             token: token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+            refresh_at: now + lifetime.saturating_sub(margin),
+            fetched_at: now,
+            roles: roles.clone(),
         });
-        Ok(token)
+        Ok((token, roles))
     }
 
     /// Drops the cached token if it is still `stale` (a 401 answered it). Concurrent callers
@@ -577,10 +713,11 @@ impl TokenProvider {
     async fn fetch(&self) -> Result<(AccessToken, Duration), TokenError> {
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
-            let assertion = self.credentials.client_assertion(&self.token_url)?;
+            let credentials = self.credentials();
+            let assertion = credentials.client_assertion(&self.token_url)?;
             let form = [
                 ("grant_type", "client_credentials"),
-                ("client_id", self.credentials.client_id()),
+                ("client_id", credentials.client_id()),
                 ("scope", self.scope.as_str()),
                 (
                     "client_assertion_type",
@@ -592,6 +729,19 @@ impl TokenProvider {
             let delay = match self.http.post(&self.token_url).form(&form).send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    if let Some(date) = resp
+                        .headers()
+                        .get(reqwest::header::DATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| httpdate::parse_http_date(v).ok())
+                    {
+                        let theirs = date
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                        let ours = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+                        self.clock_skew.store(theirs - ours, Ordering::Relaxed);
+                        self.has_skew.store(true, Ordering::Relaxed);
+                    }
                     let retry_after = resp
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::config::GraphSettings;
 use crate::graph::auth::{Credentials, TokenProvider};
-use crate::graph::error::{mask_numbers_in_text, GraphError};
+use crate::graph::error::{mask_numbers_in_text, ConfigFault, GraphError};
 use crate::graph::limiter::{AdaptiveLimiter, LimiterConfig};
+use crate::graph::permissions::Feature;
 use crate::graph::retry::{backoff_delay, describe_reqwest_error, parse_retry_after};
 
 /// Everything but RFC 3986 unreserved characters is percent-encoded in a path segment.
@@ -34,6 +35,10 @@ pub fn encode_user_segment(user: &str) -> Result<String, GraphError> {
     Ok(utf8_percent_encode(u, SEGMENT).to_string())
 }
 
+/// How long a token's `roles` are believed when they lack a permission: after that a new token
+/// is fetched to see whether consent was granted meanwhile.
+pub const ROLES_RECHECK: Duration = Duration::from_secs(30);
+
 /// Tuning of [`GraphClient`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -50,6 +55,9 @@ pub struct ClientOptions {
     /// Longest `Retry-After` honoured; longer values are cut to this.
     pub max_retry_after: Duration,
     pub limiter: LimiterConfig,
+    /// How long a token's `roles` are believed when they lack a permission (see
+    /// [`GraphClient::check_features`]).
+    pub roles_recheck: Duration,
 }
 
 impl Default for ClientOptions {
@@ -63,6 +71,7 @@ impl Default for ClientOptions {
             backoff_cap: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(120),
             limiter: LimiterConfig::default(),
+            roles_recheck: ROLES_RECHECK,
         }
     }
 }
@@ -224,6 +233,48 @@ impl GraphClient {
         }
     }
 
+    /// The application permissions the app's token grants (its `roles` claim); `None` when the
+    /// token cannot be read.
+    pub async fn granted_roles(&self) -> Result<Option<Vec<String>>, GraphError> {
+        Ok(self.tokens.roles().await?.map(|r| r.to_vec()))
+    }
+
+    /// Checks, before any user is touched, that the token's `roles` allow every feature in
+    /// `features`. A missing one is looked up again in a new token (consent may have been
+    /// granted since), at most once per [`ClientOptions::roles_recheck`], before it is reported as a
+    /// [`ConfigFault::MissingPermission`]. An unreadable token passes (Graph will say).
+    pub async fn check_features(&self, features: &[Feature]) -> Result<(), GraphError> {
+        let mut refreshed = false;
+        loop {
+            let Some(roles) = self.tokens.roles().await? else {
+                return Ok(());
+            };
+            let missing = crate::graph::permissions::missing(features, &roles);
+            let Some(first) = missing.first() else {
+                return Ok(());
+            };
+            if !refreshed
+                && self
+                    .tokens
+                    .refresh_if_older_than(self.opts.roles_recheck)
+                    .await
+            {
+                refreshed = true;
+                continue;
+            }
+            let granted = if roles.is_empty() {
+                "none".to_string()
+            } else {
+                roles.join(", ")
+            };
+            return Err(GraphError::Configuration(ConfigFault::MissingPermission {
+                what: first.describe().to_string(),
+                grant: first.least_privileged(),
+                graph: format!("the token's roles claim grants {granted}"),
+            }));
+        }
+    }
+
     /// `users/{encoded user}/authentication`.
     pub(crate) fn auth_path(user: &str) -> Result<String, GraphError> {
         Ok(format!(
@@ -260,8 +311,15 @@ impl GraphClient {
                 .http
                 .request(call.method.clone(), &url)
                 .bearer_auth(token.secret());
-            if let Some(b) = &call.body {
-                rb = rb.json(b);
+            match &call.body {
+                Some(b) => rb = rb.json(b),
+                // Graph's HTTP/1.1 front end answers 411 Length Required to a POST without
+                // Content-Length, and reqwest sends none for a request without a body
+                // (`enableSmsSignIn`, `disableSmsSignIn`).
+                None if call.method != Method::GET && call.method != Method::DELETE => {
+                    rb = rb.header(reqwest::header::CONTENT_LENGTH, "0");
+                }
+                None => {}
             }
             let attempt = match rb.send().await {
                 Ok(resp) => {
@@ -326,13 +384,18 @@ impl GraphClient {
                             .ok()
                             .and_then(|b| serde_json::from_slice(&b).ok())
                             .unwrap_or_default();
-                        Attempt::Fail(classify(
+                        let e = classify(
                             status.as_u16(),
                             &body.error.code,
                             &body.error.message,
                             &call,
                             had_transient,
-                        ))
+                        );
+                        if e.configuration().is_some() {
+                            // A permission granted meanwhile is only in a new token.
+                            self.tokens.invalidate(&token).await;
+                        }
+                        Attempt::Fail(e)
                     }
                 }
                 Err(e) => {
@@ -401,6 +464,35 @@ async fn read_success(
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
+/// The feature (and so the permission) a call belongs to.
+fn feature_of(call: &Call) -> Feature {
+    let read = call.method == Method::GET;
+    let p = call.path.as_str();
+    if p.contains("/phoneMethods") {
+        if read {
+            Feature::PhoneMethodsRead
+        } else {
+            Feature::PhoneMethods
+        }
+    } else if p.contains("/emailMethods") {
+        if read {
+            Feature::EmailMethodsRead
+        } else {
+            Feature::EmailMethods
+        }
+    } else if p.starts_with("groups/") {
+        Feature::GroupMembers
+    } else if p.contains("/signInPreferences") {
+        if read {
+            Feature::DefaultMethodRead
+        } else {
+            Feature::DefaultMethod
+        }
+    } else {
+        Feature::ListUsers
+    }
+}
+
 /// Maps a non-retryable answer onto a [`GraphError`].
 fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bool) -> GraphError {
     let masked = mask_numbers_in_text(message);
@@ -412,6 +504,17 @@ fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bo
     };
     if code.eq_ignore_ascii_case("phoneNumberNotUnique") || lower.contains("phonenumbernotunique") {
         return GraphError::SmsSigninNumberNotUnique { message: masked };
+    }
+    // A missing permission or consent: `accessDenied` "Request Authorization failed" on
+    // authentication-method paths, `Authorization_RequestDenied` on directory paths; either way
+    // the same for every user.
+    if status == 403 {
+        let feature = feature_of(call);
+        return GraphError::Configuration(ConfigFault::MissingPermission {
+            what: feature.describe().to_string(),
+            grant: feature.least_privileged(),
+            graph: format!("403 {code_s}: {masked}"),
+        });
     }
     if status == 404 {
         return if call.target == Target::Method
@@ -561,8 +664,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let c = classify(403, "", "", &call(Method::GET, Target::User), false);
-        assert!(matches!(c, GraphError::Rejected { status: 403, .. }));
-        assert_eq!(c.reason(), crate::Reason::GraphRejected);
+        let mut get = call(Method::GET, Target::User);
+        get.path = "users/a%40b.c/authentication/phoneMethods".into();
+        let c = classify(
+            403,
+            "accessDenied",
+            "Request Authorization failed",
+            &get,
+            false,
+        );
+        match c.configuration() {
+            Some(ConfigFault::MissingPermission { grant, graph, .. }) => {
+                assert_eq!(*grant, "UserAuthMethod-Phone.Read.All");
+                assert!(graph.contains("accessDenied"), "{graph}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.reason(), crate::Reason::ConfigurationFault);
+        let mut list = call(Method::GET, Target::User);
+        list.path = "users".into();
+        let c = classify(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+            &list,
+            false,
+        );
+        assert!(
+            matches!(c.configuration(), Some(ConfigFault::MissingPermission { grant, .. }) if *grant == "User.Read.All"),
+            "{c:?}"
+        );
     }
 }

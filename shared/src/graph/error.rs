@@ -1,5 +1,6 @@
 //! Typed Graph failures, each mapping onto exactly one [`Reason`].
 
+use crate::graph::permissions::Feature;
 use crate::reason::Reason;
 
 /// Why the token endpoint did not give a token.
@@ -22,6 +23,95 @@ pub enum TokenError {
     /// The client assertion could not be signed.
     #[error("cannot sign the client assertion: {0}")]
     Assertion(String),
+}
+
+/// A fault of the deployment, not of a user: the same for every user until an administrator fixes
+/// it. No user is dead-lettered for it; the worker returns its batch to the queue and the CLI
+/// stops with exit code 2 (README, "When the app is not allowed to").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigFault {
+    /// The token's `roles` lack the permission of a feature in use, or Graph answered 403.
+    #[error("the app is not allowed {what}: grant the application permission {grant} to the app registration and admin consent for it (Graph: {graph})")]
+    MissingPermission {
+        /// What was refused ("to read phone methods").
+        what: String,
+        /// The least privileged permission that allows it.
+        grant: &'static str,
+        /// Graph's code and message, or "the token's roles claim".
+        graph: String,
+    },
+    /// The token endpoint refused the app's credentials.
+    #[error(
+        "the token endpoint refused the app's credentials ({error}{code}): {hint} [{description}]"
+    )]
+    Credentials {
+        error: String,
+        /// ` AADSTS...` when the answer carried one.
+        code: String,
+        hint: String,
+        description: String,
+    },
+    /// The credentials secret cannot be read or used.
+    #[error("the credentials secret is unusable: {0}")]
+    Secret(String),
+    /// `PROTECTED_USERS` could not be resolved: no user is touched until it can be.
+    #[error("the protected users (PROTECTED_USERS) cannot be looked up: {0}")]
+    ProtectedUsers(String),
+}
+
+impl ConfigFault {
+    /// A feature the token's `roles` do not allow.
+    pub fn missing_feature(feature: Feature, roles_source: &str) -> ConfigFault {
+        ConfigFault::MissingPermission {
+            what: feature.describe().to_string(),
+            grant: feature.least_privileged(),
+            graph: roles_source.to_string(),
+        }
+    }
+
+    /// A short, stable name of the fault kind, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfigFault::MissingPermission { .. } => "missing_permission",
+            ConfigFault::Credentials { .. } => "credentials_refused",
+            ConfigFault::Secret(_) => "secret_unusable",
+            ConfigFault::ProtectedUsers(_) => "protected_users_unresolved",
+        }
+    }
+}
+
+impl From<TokenError> for GraphError {
+    /// A refusal by the token endpoint (or a key that cannot sign) is a configuration fault;
+    /// the endpoint being unavailable is transient.
+    fn from(e: TokenError) -> GraphError {
+        match e {
+            TokenError::Rejected {
+                status,
+                error,
+                description,
+            } => {
+                let code = crate::graph::aadsts::code_in(&description);
+                let hint = code
+                    .and_then(crate::graph::aadsts::hint)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "HTTP {status}: check the app registration and the credentials secret"
+                        )
+                    });
+                GraphError::Configuration(ConfigFault::Credentials {
+                    error,
+                    code: code.map(|c| format!(" AADSTS{c}")).unwrap_or_default(),
+                    hint,
+                    description: mask_numbers_in_text(&description),
+                })
+            }
+            TokenError::Assertion(why) => GraphError::Configuration(ConfigFault::Secret(format!(
+                "the private key cannot sign the client assertion: {why}"
+            ))),
+            other => GraphError::Token(other),
+        }
+    }
 }
 
 /// A Graph call that did not succeed. `Display` is safe for logs and DLQ details: Graph's
@@ -66,9 +156,12 @@ pub enum GraphError {
     /// 429/5xx/timeouts/connection errors outlasted the retry budget.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: String },
-    /// No token could be had; not the user's fault, retried later by the queue.
+    /// No token could be had for now (the endpoint kept failing); retried later by the queue.
     #[error("no access token: {0}")]
-    Token(#[from] TokenError),
+    Token(TokenError),
+    /// A fault of the deployment (permission, consent, credentials): see [`ConfigFault`].
+    #[error("configuration fault: {0}")]
+    Configuration(ConfigFault),
     /// A 2xx answer whose body could not be read.
     #[error("unreadable Graph response: {0}")]
     InvalidResponse(String),
@@ -87,6 +180,7 @@ impl GraphError {
             | GraphError::Rejected { .. }
             | GraphError::InvalidResponse(_) => Reason::GraphRejected,
             GraphError::RetriesExhausted { .. } | GraphError::Token(_) => Reason::RetriesExhausted,
+            GraphError::Configuration(_) => Reason::ConfigurationFault,
         }
     }
 
@@ -97,6 +191,14 @@ impl GraphError {
             self,
             GraphError::RetriesExhausted { .. } | GraphError::Token(_)
         )
+    }
+
+    /// The configuration fault, when this is one.
+    pub fn configuration(&self) -> Option<&ConfigFault> {
+        match self {
+            GraphError::Configuration(c) => Some(c),
+            _ => None,
+        }
     }
 }
 

@@ -1,21 +1,27 @@
 //! Microsoft Graph: app credentials and tokens, the HTTP client with retries and adaptive
 //! throttling, and the authentication-method endpoints the product uses.
 
+pub mod aadsts;
 pub mod auth;
 pub mod client;
 pub mod email_methods;
 pub mod error;
 pub mod limiter;
+pub mod permissions;
 pub mod phone_methods;
 pub mod retry;
 pub mod sign_in_preferences;
 pub mod users;
 
-pub use auth::{AccessToken, CertificateExpiry, Credentials, CredentialsError, TokenProvider};
+pub use auth::{
+    AccessToken, CertificateExpiry, Credentials, CredentialsError, TokenProvider,
+    EXPIRY_WARNING_DAYS,
+};
 pub use client::{ClientOptions, ClientStats, GraphClient};
 pub use email_methods::{EmailMethod, EMAIL_METHOD_ID};
-pub use error::{GraphError, TokenError};
+pub use error::{ConfigFault, GraphError, TokenError};
 pub use limiter::{AdaptiveLimiter, LimiterConfig};
+pub use permissions::Feature;
 pub use phone_methods::{
     PhoneMethod, PhoneType, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };

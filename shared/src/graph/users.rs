@@ -71,6 +71,55 @@ impl GraphClient {
         })
     }
 
+    /// One user by UPN or object id (`GET /users/{id}?$select=id,userPrincipalName`).
+    pub async fn get_user(&self, user: &str) -> Result<DirectoryUser, GraphError> {
+        let path = format!(
+            "users/{}?$select=id,userPrincipalName",
+            crate::graph::client::encode_user_segment(user)?
+        );
+        let body = self
+            .execute(Call {
+                method: Method::GET,
+                api: Api::V1,
+                path,
+                body: None,
+                target: Target::User,
+            })
+            .await?
+            .ok_or_else(|| GraphError::InvalidResponse("user: empty body".into()))?;
+        serde_json::from_value(body).map_err(|e| GraphError::InvalidResponse(format!("user: {e}")))
+    }
+
+    /// Every user of a group, nested groups included
+    /// (`GET /groups/{id}/transitiveMembers/microsoft.graph.user`, paged). 404: no such group
+    /// ([`GraphError::UserNotFound`], as Graph words it).
+    pub async fn group_users(&self, group: &str) -> Result<Vec<DirectoryUser>, GraphError> {
+        let mut users = Vec::new();
+        let mut path = format!(
+            "groups/{}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top={MAX_USERS_PAGE_SIZE}",
+            crate::graph::client::encode_user_segment(group)?
+        );
+        loop {
+            let body = self
+                .execute(Call {
+                    method: Method::GET,
+                    api: Api::V1,
+                    path,
+                    body: None,
+                    target: Target::User,
+                })
+                .await?
+                .ok_or_else(|| GraphError::InvalidResponse("group members: empty body".into()))?;
+            let page: PageBody = serde_json::from_value(body)
+                .map_err(|e| GraphError::InvalidResponse(format!("group members: {e}")))?;
+            users.extend(page.value);
+            match page.next_link {
+                Some(link) => path = self.relative_v1_path(&link)?,
+                None => return Ok(users),
+            }
+        }
+    }
+
     /// `@odata.nextLink` is absolute; only links to this client's Graph `/v1.0/` are followed.
     fn relative_v1_path(&self, link: &str) -> Result<String, GraphError> {
         let prefix = format!("{}/v1.0/", self.settings().graph_base_url);

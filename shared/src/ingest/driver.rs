@@ -3,7 +3,8 @@
 //! make every row enqueued or rejected exactly once, and the report says how it went.
 
 use super::engine::{
-    Advance, ByteStream, Engine, EngineError, Processor, Replay, Source, SourceError, StartError,
+    Advance, Engine, EngineError, FilterSize, Opened, Processor, Replay, Source, SourceError,
+    StartError,
 };
 use super::sqs_sink::SqsSink;
 use super::state::{
@@ -14,7 +15,7 @@ use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
 use crate::config::ConfigError;
 use crate::csv::ColumnMapping;
-use crate::dedupe::{Bloom, Dedupe};
+use crate::dedupe::Dedupe;
 use crate::message::Job;
 use crate::validate::Settings;
 use aws_lambda_events::event::s3::S3Event;
@@ -41,6 +42,10 @@ pub struct IngestConfig {
     pub progress_rows: u64,
     /// `SendMessageBatch` calls in flight.
     pub max_in_flight: usize,
+    /// Attempts per batch and the first back-off between them, before an invocation gives up
+    /// and fails (it is retried from its progress record).
+    pub send_attempts: u32,
+    pub send_backoff: Duration,
 }
 
 impl IngestConfig {
@@ -104,6 +109,8 @@ impl IngestConfig {
                         )
                     })?,
             },
+            send_attempts: 8,
+            send_backoff: Duration::from_millis(100),
         })
     }
 
@@ -142,7 +149,7 @@ pub struct S3Source {
 }
 
 impl Source for S3Source {
-    async fn open_at(&self, offset: u64) -> Result<ByteStream, SourceError> {
+    async fn open_at(&self, offset: u64) -> Result<Opened, SourceError> {
         match self
             .store
             .open(
@@ -153,7 +160,10 @@ impl Source for S3Source {
             )
             .await
         {
-            Ok(o) => Ok(o.body),
+            Ok(o) => Ok(Opened {
+                stream: o.body,
+                size: o.size,
+            }),
             Err(S3Error::Changed { .. }) => {
                 let now = self
                     .store
@@ -409,36 +419,110 @@ impl<F: SourceFactory> Ingest<F> {
             tracing::info!(key = %file.key, run = %file.run, "already ingested: duplicate event ignored");
             return Ok(FileOutcome::AlreadyHandled);
         }
-        // Claim the file; a claim left by a crashed invocation is taken over once it expires.
+        // Claim the file for this invocation; a claim left by a crashed invocation is taken over
+        // once it expires, and a failed one releases its claim (below).
+        let owner = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
+        if !self.claim(file, &owner, deadline).await? {
+            return Ok(FileOutcome::AlreadyHandled);
+        }
+        let result = self.start_claimed(file, deadline).await;
+        if result.is_err() {
+            // Lambda retries a failed invocation in a minute or so, and then sends the event to
+            // the control DLQ: the retry must find the file free, not held by this invocation
+            // until its deadline (it would count the file as handled and the rest of it would
+            // never be read).
+            self.release(file, &owner).await;
+        }
+        result
+    }
+
+    /// Takes the claim on a file for `owner`; `false` when another invocation holds it.
+    async fn claim(
+        &self,
+        file: &FileRef,
+        owner: &str,
+        deadline: Instant,
+    ) -> Result<bool, IngestError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let claim = Claim {
-            owner: self.owner.clone(),
+            owner: owner.to_string(),
             expires_ms: now_ms() + remaining.as_millis() as u64 + 5_000,
         };
         let body = serde_json::to_vec(&claim).map_err(EngineError::from)?;
         let claim_key = file.claim_key();
-        if !self
+        if self
             .store
             .put_conditional(&file.bucket, &claim_key, body.clone(), None)
             .await?
         {
-            let Some((old, etag)) = self.store.get_with_etag(&file.bucket, &claim_key).await?
-            else {
-                return Ok(FileOutcome::AlreadyHandled);
-            };
-            let old: Option<Claim> = serde_json::from_slice(&old).ok();
-            let expired = old.is_none_or(|c| c.expires_ms < now_ms());
-            if !expired
-                || !self
-                    .store
-                    .put_conditional(&file.bucket, &claim_key, body, Some(&etag))
-                    .await?
-            {
-                tracing::info!(key = %file.key, run = %file.run, "another invocation is ingesting this file");
-                return Ok(FileOutcome::AlreadyHandled);
-            }
-            tracing::warn!(key = %file.key, run = %file.run, "taking over the ingest of a file from an invocation that did not finish");
+            return Ok(true);
         }
+        let Some((old, etag)) = self.store.get_with_etag(&file.bucket, &claim_key).await? else {
+            return Ok(false);
+        };
+        let old: Option<Claim> = serde_json::from_slice(&old).ok();
+        let expired = old.is_none_or(|c| c.expires_ms < now_ms());
+        if !expired
+            || !self
+                .store
+                .put_conditional(&file.bucket, &claim_key, body, Some(&etag))
+                .await?
+        {
+            tracing::info!(key = %file.key, run = %file.run, "another invocation is ingesting this file");
+            return Ok(false);
+        }
+        tracing::warn!(key = %file.key, run = %file.run, "taking over the ingest of a file from an invocation that did not finish");
+        Ok(true)
+    }
+
+    /// Gives up `owner`'s claim on a file (it expires at once), unless another invocation holds
+    /// it by now: only the owner releases its claim. Best effort: a claim left in place expires
+    /// at its deadline anyway.
+    async fn release(&self, file: &FileRef, owner: &str) {
+        let key = file.claim_key();
+        let current = match self.store.get_with_etag(&file.bucket, &key).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the claim to release it failed; it expires at its deadline");
+                return;
+            }
+        };
+        let Some((bytes, etag)) = current else { return };
+        let mine = serde_json::from_slice::<Claim>(&bytes).is_ok_and(|c| c.owner == owner);
+        if !mine {
+            tracing::info!(key = %file.key, run = %file.run, "the claim is another invocation's by now: left alone");
+            return;
+        }
+        let released = Claim {
+            owner: owner.to_string(),
+            expires_ms: 0,
+        };
+        let body = match serde_json::to_vec(&released) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        match self
+            .store
+            .put_conditional(&file.bucket, &key, body, Some(&etag))
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(key = %file.key, run = %file.run, "claim released for the retry")
+            }
+            Ok(false) => {
+                tracing::info!(key = %file.key, run = %file.run, "the claim changed meanwhile: left alone")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing the claim failed; it expires at its deadline")
+            }
+        }
+    }
+
+    async fn start_claimed(
+        &self,
+        file: &FileRef,
+        deadline: Instant,
+    ) -> Result<FileOutcome, IngestError> {
         if self
             .store
             .exists(&file.bucket, &file.snapshot_key(1))
@@ -490,10 +574,15 @@ impl<F: SourceFactory> Ingest<F> {
         Ok(())
     }
 
-    fn sink(&self) -> SqsSink {
+    fn sink(&self, job: &Job) -> SqsSink {
+        let sender = |url: &str| {
+            SqsSender::new(self.sqs.clone(), url)
+                .with_retry(self.config.send_attempts, self.config.send_backoff)
+        };
         SqsSink::new(
-            SqsSender::new(self.sqs.clone(), self.config.queue_url.clone()),
-            SqsSender::new(self.sqs.clone(), self.config.dlq_url.clone()),
+            sender(&self.config.queue_url),
+            sender(&self.config.dlq_url),
+            job.clone(),
             self.config.max_in_flight,
         )
     }
@@ -533,35 +622,34 @@ impl<F: SourceFactory> Ingest<F> {
             Some(p) => Replay {
                 until: p.flushed,
                 sent: p.sent_beyond.iter().copied().collect::<HashSet<_>>(),
+                rerouted: p.rerouted.iter().copied().collect::<HashSet<_>>(),
             },
             None => Replay::default(),
         };
         let retry_attempts = progress.as_ref().map_or(0, |p| p.attempts);
         let source = self.sources.source(file);
-        let (mut engine, started_at, invocations_before) = if seq == 0 {
-            let size = self
-                .store
-                .client()
-                .head_object()
-                .bucket(&file.bucket)
-                .key(&file.key)
-                .send()
-                .await
-                .ok()
-                .and_then(|h| h.content_length())
-                .unwrap_or(0);
-            let bloom = Bloom::for_object_size(size.max(0) as u64);
+        // The duplicate filter's size: from the object as this read opens it (pinned to the
+        // ETag), or, on a retry, the size the first attempt recorded, so both defer the same rows.
+        let recorded_size = progress.as_ref().and_then(|p| p.object_size);
+        let (mut engine, started_at, invocations_before, object_size) = if seq == 0 {
+            let filter = match recorded_size {
+                Some(n) => FilterSize::Bytes(n),
+                None => FilterSize::Object,
+            };
             match Engine::start(
                 source,
-                self.sink(),
+                self.sink(&job),
                 &self.config.mapping,
                 self.config.settings.clone(),
                 job,
-                bloom,
+                filter,
             )
             .await
             {
-                Ok(e) => (e.with_replay(replay), now_rfc3339(), retry_attempts),
+                Ok(e) => {
+                    let size = e.object_size();
+                    (e.with_replay(replay), now_rfc3339(), retry_attempts, size)
+                }
                 Err(StartError::Header(h)) => {
                     tracing::warn!(key = %file.key, error = %h, "the file's header is unusable: nothing enqueued");
                     let mut report =
@@ -600,6 +688,7 @@ impl<F: SourceFactory> Ingest<F> {
                     key: key.clone(),
                     why: "duplicate filter does not match its description".into(),
                 })?;
+            let sink = self.sink(&job);
             let proc = Processor::new(
                 snap.layout,
                 self.config.settings.clone(),
@@ -607,15 +696,15 @@ impl<F: SourceFactory> Ingest<F> {
                 snap.counts,
                 dedupe,
             );
-            let engine = Engine::resume(
-                source,
-                self.sink(),
-                proc,
-                snap.cursor,
-                snap.data_start_row,
-                replay,
-            );
-            (engine, snap.started_at, snap.attempts + retry_attempts)
+            let engine =
+                Engine::resume(source, sink, proc, snap.cursor, snap.data_start_row, replay);
+            let size = snap.object_size;
+            (
+                engine,
+                snap.started_at,
+                snap.attempts + retry_attempts,
+                size,
+            )
         };
         let invocations = invocations_before + 1;
         let stop_at = {
@@ -644,14 +733,24 @@ impl<F: SourceFactory> Ingest<F> {
                     let _ = engine.settle().await;
                     return self.superseded(file, &now, Some(&engine.proc)).await;
                 }
-                Err(e) => return Err(self.fail(file, seq, &mut engine, retry_attempts, e).await),
+                Err(e) => {
+                    return Err(self
+                        .fail(file, seq, &mut engine, (retry_attempts, object_size), e)
+                        .await)
+                }
             };
             if engine.replaying() && step == Advance::Rows {
                 continue;
             }
             if let Err(e) = engine.flush().await {
                 return Err(self
-                    .fail(file, seq, &mut engine, retry_attempts, EngineError::Sink(e))
+                    .fail(
+                        file,
+                        seq,
+                        &mut engine,
+                        (retry_attempts, object_size),
+                        EngineError::Sink(e),
+                    )
                     .await);
             }
             match step {
@@ -662,6 +761,8 @@ impl<F: SourceFactory> Ingest<F> {
                         flushed: Some(flushed),
                         sent_beyond,
                         attempts: retry_attempts,
+                        object_size,
+                        rerouted: engine.rerouted(),
                     };
                     self.put_progress(file, seq, &p).await?;
                     if Instant::now() >= stop_at {
@@ -681,6 +782,7 @@ impl<F: SourceFactory> Ingest<F> {
                         dedupe: engine.proc.dedupe.meta(),
                         started_at: started_at.clone(),
                         attempts: invocations,
+                        object_size,
                     };
                     let bytes = snap
                         .encode(&engine.proc.dedupe.bloom().to_bytes())
@@ -749,7 +851,7 @@ impl<F: SourceFactory> Ingest<F> {
         file: &FileRef,
         seq: u32,
         engine: &mut Engine<S, SqsSink>,
-        attempts: u32,
+        (attempts, object_size): (u32, Option<u64>),
         error: EngineError,
     ) -> IngestError {
         let replaying = engine.replaying();
@@ -760,6 +862,8 @@ impl<F: SourceFactory> Ingest<F> {
                 flushed: Some(flushed),
                 sent_beyond,
                 attempts: attempts + 1,
+                object_size,
+                rerouted: engine.rerouted(),
             };
             if let Err(e) = self.put_progress(file, seq, &p).await {
                 tracing::error!(error = %e, "could not record progress after a failure");

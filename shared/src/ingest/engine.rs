@@ -28,7 +28,33 @@ pub type ByteStream = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Where the file's bytes come from: the whole object, or from a byte offset on.
 pub trait Source: Send + Sync {
-    fn open_at(&self, offset: u64) -> impl Future<Output = Result<ByteStream, SourceError>> + Send;
+    fn open_at(&self, offset: u64) -> impl Future<Output = Result<Opened, SourceError>> + Send;
+}
+
+/// An opened object: its bytes from the offset asked for, and its size.
+pub struct Opened {
+    pub stream: ByteStream,
+    /// The whole object's size in bytes, as the read that opened it says (for S3: the version
+    /// being ingested, pinned by its ETag).
+    pub size: u64,
+}
+
+/// How the duplicate filter of a file read from its start is sized.
+#[derive(Debug, Clone)]
+pub enum FilterSize {
+    /// For the object as it is opened ([`Opened::size`]).
+    Object,
+    /// For an object of this many bytes: a retry sizes the filter as the first attempt did (the
+    /// size its progress record holds), so it defers the same rows.
+    Bytes(u64),
+    /// This filter.
+    Given(Bloom),
+}
+
+impl From<Bloom> for FilterSize {
+    fn from(b: Bloom) -> FilterSize {
+        FilterSize::Given(b)
+    }
 }
 
 #[derive(Debug, Error)]
@@ -106,6 +132,12 @@ impl Counts {
     fn reject(&mut self, reason: Reason) {
         *self.rejected.entry(reason).or_insert(0) += 1;
     }
+
+    /// A row counted as enqueued whose message went to the DLQ instead (SQS refused it).
+    fn rerouted(&mut self) {
+        self.enqueued = self.enqueued.saturating_sub(1);
+        self.reject(Reason::InvalidRow);
+    }
 }
 
 /// Where a message goes.
@@ -134,6 +166,11 @@ pub trait Sink: Send {
     /// After a failure: every message confirmed sent since the last successful flush (waits for
     /// calls in flight).
     fn settle(&mut self) -> impl Future<Output = Vec<Tag>> + Send;
+    /// Work-queue messages the sink dead-lettered instead (the queue refused them) since it was
+    /// last asked; their rows count as rejected, not enqueued.
+    fn take_rerouted(&mut self) -> Vec<Tag> {
+        Vec::new()
+    }
 }
 
 /// A sink that batches like SQS (10 entries, 256 KiB) and keeps counts (and, if asked, the
@@ -244,6 +281,8 @@ pub enum EngineError {
 pub struct Replay {
     pub until: Option<Tag>,
     pub sent: HashSet<Tag>,
+    /// Of those, work-queue messages that went to the DLQ instead ([`Sink::take_rerouted`]).
+    pub rerouted: HashSet<Tag>,
 }
 
 impl Replay {
@@ -273,6 +312,10 @@ pub struct Processor {
     pub job: Job,
     pub counts: Counts,
     pub dedupe: Dedupe,
+    /// Whether the job (bucket, key, ETag) is SQS-legal text as JSON. Validation lets no cell
+    /// through that holds a character SQS refuses, so a request is SQS-legal when its job is: the
+    /// common case needs no look at each request's characters.
+    job_is_sqs_text: bool,
 }
 
 impl Processor {
@@ -284,6 +327,8 @@ impl Processor {
         dedupe: Dedupe,
     ) -> Processor {
         let user_column = layout.fields.iter().position(|f| *f == Some(Field::User));
+        let job_is_sqs_text =
+            serde_json::to_string(&job).is_ok_and(|j| crate::sqs_text::is_sqs_text(&j));
         Processor {
             user_column,
             layout,
@@ -291,6 +336,7 @@ impl Processor {
             job,
             counts,
             dedupe,
+            job_is_sqs_text,
         }
     }
 
@@ -345,14 +391,15 @@ impl Processor {
     ) -> Result<Option<(Tag, Dest, OutMessage)>, serde_json::Error> {
         self.counts.enqueued += 1;
         let body = serde_json::to_string(&valid.into_request(self.job.clone()))?;
-        Ok(Some((
-            tag,
-            Dest::Queue,
+        let msg = if self.job_is_sqs_text {
             OutMessage {
                 body,
                 attributes: Vec::new(),
-            },
-        )))
+            }
+        } else {
+            OutMessage::new(body, Vec::new())
+        };
+        Ok(Some((tag, Dest::Queue, msg)))
     }
 
     fn reject_row(
@@ -506,6 +553,10 @@ pub struct Engine<S: Source, K: Sink> {
     replay: Replay,
     /// The cursor at the last successful flush.
     flushed: Cursor,
+    /// The object size the duplicate filter was sized for (when the engine started the file).
+    object_size: Option<u64>,
+    /// Work-queue messages of this invocation that went to the DLQ instead, confirmed.
+    rerouted: Vec<Tag>,
 }
 
 impl<S: Source, K: Sink> Engine<S, K> {
@@ -517,10 +568,15 @@ impl<S: Source, K: Sink> Engine<S, K> {
         mapping: &ColumnMapping,
         settings: Settings,
         job: Job,
-        bloom: Bloom,
+        filter: impl Into<FilterSize>,
     ) -> Result<Engine<S, K>, StartError> {
-        let stream = source.open_at(0).await?;
-        let reader = CsvReader::open(stream, mapping).await?;
+        let opened = source.open_at(0).await?;
+        let (object_size, bloom) = match filter.into() {
+            FilterSize::Object => (opened.size, Bloom::for_object_size(opened.size)),
+            FilterSize::Bytes(n) => (n, Bloom::for_object_size(n)),
+            FilterSize::Given(b) => (opened.size, b),
+        };
+        let reader = CsvReader::open(opened.stream, mapping).await?;
         let layout = reader.layout().clone();
         let cursor = Cursor::start(reader.offset(), reader.next_row());
         let data_start_row = reader.next_row();
@@ -534,6 +590,8 @@ impl<S: Source, K: Sink> Engine<S, K> {
             data_start_row,
             replay: Replay::default(),
             flushed: cursor,
+            object_size: Some(object_size),
+            rerouted: Vec::new(),
         })
     }
 
@@ -555,6 +613,8 @@ impl<S: Source, K: Sink> Engine<S, K> {
             data_start_row,
             replay,
             flushed: cursor,
+            object_size: None,
+            rerouted: Vec::new(),
         }
     }
 
@@ -576,6 +636,11 @@ impl<S: Source, K: Sink> Engine<S, K> {
         self.data_start_row
     }
 
+    /// The object size the duplicate filter was sized for, when this engine started the file.
+    pub fn object_size(&self) -> Option<u64> {
+        self.object_size
+    }
+
     pub fn sink(&self) -> &K {
         &self.sink
     }
@@ -591,9 +656,9 @@ impl<S: Source, K: Sink> Engine<S, K> {
 
     async fn reader(&mut self) -> Result<&mut CsvReader<ByteStream>, SourceError> {
         if self.reader.is_none() {
-            let stream = self.source.open_at(self.cursor.offset).await?;
+            let opened = self.source.open_at(self.cursor.offset).await?;
             self.reader = Some(CsvReader::resume(
-                stream,
+                opened.stream,
                 self.proc.layout.clone(),
                 self.cursor.offset,
                 self.cursor.next_row,
@@ -652,6 +717,9 @@ impl<S: Source, K: Sink> Engine<S, K> {
             if let Some((tag, dest, msg)) = out {
                 if !self.replay.covers(tag) {
                     self.sink.send(tag, dest, msg).await?;
+                } else if dest == Dest::Queue && self.replay.rerouted.contains(&tag) {
+                    // An earlier attempt's message for this row went to the DLQ instead.
+                    self.proc.counts.rerouted();
                 }
             }
         }
@@ -673,9 +741,33 @@ impl<S: Source, K: Sink> Engine<S, K> {
 
     /// Waits until every message so far is confirmed; the cursor becomes the flushed cursor.
     pub async fn flush(&mut self) -> Result<(), SinkError> {
-        self.sink.flush().await?;
+        let result = self.sink.flush().await;
+        self.take_rerouted();
+        result?;
         self.flushed = self.cursor;
         Ok(())
+    }
+
+    fn take_rerouted(&mut self) {
+        for tag in self.sink.take_rerouted() {
+            self.proc.counts.rerouted();
+            self.rerouted.push(tag);
+        }
+    }
+
+    /// Work-queue messages that went to the DLQ instead, this attempt's and earlier ones' (for
+    /// progress records: a retry that replays those rows counts them as an attempt did).
+    pub fn rerouted(&self) -> Vec<Tag> {
+        let mut all: Vec<Tag> = self
+            .replay
+            .rerouted
+            .iter()
+            .chain(&self.rerouted)
+            .copied()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// What a progress record says at a successful flush: everything before the tag is sent,
@@ -700,6 +792,7 @@ impl<S: Source, K: Sink> Engine<S, K> {
     /// [`Engine::progress_point`], plus what this attempt got confirmed since its last flush).
     pub async fn settle(&mut self) -> (Tag, Vec<Tag>) {
         let sent = self.sink.settle().await;
+        self.take_rerouted();
         let (flushed, mut beyond) = self.progress_point();
         beyond.extend(sent.into_iter().filter(|t| *t >= flushed));
         beyond.sort();
@@ -715,9 +808,9 @@ pub async fn run_to_end<S: Source, K: Sink>(
     mapping: &ColumnMapping,
     settings: Settings,
     job: Job,
-    bloom: Bloom,
+    filter: impl Into<FilterSize>,
 ) -> Result<(Counts, K), RunError> {
-    let mut engine = Engine::start(source, sink, mapping, settings, job, bloom).await?;
+    let mut engine = Engine::start(source, sink, mapping, settings, job, filter).await?;
     // Flushed after every step, as the Lambda driver does at its progress records: what a sink
     // tracks until a flush stays bounded.
     while engine.advance(4096, None).await? != Advance::Finished {
@@ -740,10 +833,13 @@ pub enum RunError {
 pub struct BytesSource(pub std::sync::Arc<Vec<u8>>);
 
 impl Source for BytesSource {
-    async fn open_at(&self, offset: u64) -> Result<ByteStream, SourceError> {
+    async fn open_at(&self, offset: u64) -> Result<Opened, SourceError> {
         let data = self.0.clone();
         let start = (offset as usize).min(data.len());
-        Ok(Box::new(std::io::Cursor::new(data[start..].to_vec())))
+        Ok(Opened {
+            stream: Box::new(std::io::Cursor::new(data[start..].to_vec())),
+            size: data.len() as u64,
+        })
     }
 }
 
@@ -752,14 +848,22 @@ impl Source for BytesSource {
 pub struct FileSource(pub std::path::PathBuf);
 
 impl Source for FileSource {
-    async fn open_at(&self, offset: u64) -> Result<ByteStream, SourceError> {
+    async fn open_at(&self, offset: u64) -> Result<Opened, SourceError> {
         use tokio::io::AsyncSeekExt;
         let mut f = tokio::fs::File::open(&self.0)
             .await
             .map_err(|e| SourceError::Other(format!("{}: {e}", self.0.display())))?;
+        let size = f
+            .metadata()
+            .await
+            .map_err(|e| SourceError::Other(format!("{}: {e}", self.0.display())))?
+            .len();
         f.seek(std::io::SeekFrom::Start(offset))
             .await
             .map_err(|e| SourceError::Other(e.to_string()))?;
-        Ok(Box::new(tokio::io::BufReader::with_capacity(256 * 1024, f)))
+        Ok(Opened {
+            stream: Box::new(tokio::io::BufReader::with_capacity(256 * 1024, f)),
+            size,
+        })
     }
 }

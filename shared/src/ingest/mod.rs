@@ -17,6 +17,6 @@ pub use driver::{
 };
 pub use engine::{
     run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,
-    MemorySink, Pass, Sink, Source, SourceError, Tag,
+    FilterSize, MemorySink, Opened, Pass, Sink, Source, SourceError, Tag,
 };
 pub use state::{report_key, Report, Status};

@@ -142,6 +142,9 @@ pub struct Snapshot {
     pub dedupe: DedupeMeta,
     pub started_at: String,
     pub attempts: u32,
+    /// The object size the duplicate filter was sized for (the filter itself is in the snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
 }
 
 impl Snapshot {
@@ -183,6 +186,14 @@ pub struct Progress {
     pub flushed: Option<Tag>,
     pub sent_beyond: Vec<Tag>,
     pub attempts: u32,
+    /// The object size the duplicate filter was sized for: a retry of the first invocation sizes
+    /// its filter from this, not from a new look at the object, so it defers the same rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
+    /// Of the messages sent, work-queue requests SQS refused whose rows went to the DLQ instead:
+    /// a retry that replays them counts them as rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerouted: Vec<Tag>,
 }
 
 /// The state of a file's ingest in its report.
@@ -310,6 +321,7 @@ mod tests {
             headers: vec!["UPN".into()],
             fields: vec![None],
             data_start: 4,
+            encoding: Default::default(),
         };
         let snap = Snapshot {
             v: 1,
@@ -322,6 +334,7 @@ mod tests {
             dedupe: DedupeMeta::default(),
             started_at: now_rfc3339(),
             attempts: 1,
+            object_size: Some(1234),
         };
         let bytes = snap.encode(&[1, 2, 3, 4, 5, 6, 7, 8]).expect("encode");
         let (back, bloom) = Snapshot::decode(&bytes).expect("decode");

@@ -48,7 +48,9 @@ fn split_extension(input: &str) -> Result<(&str, Option<String>), PhoneError> {
     if !input.chars().any(|c| c == '#' || c.is_alphabetic()) {
         return Ok((input, None));
     }
-    let lower = input.to_lowercase();
+    // ASCII case only (the markers are ASCII): the positions found in `lower` are positions in
+    // `input` (a full lowercase can change a character's length, e.g. 'Ⱥ' -> 'ⱥ').
+    let lower = input.to_ascii_lowercase();
     // The first marker that follows at least one digit.
     let mut best: Option<(usize, usize)> = None;
     for m in EXTENSION_MARKERS {

@@ -60,6 +60,7 @@ pub fn test_options(max_attempts: u32) -> ClientOptions {
             initial: 16,
             ..LimiterConfig::default()
         },
+        roles_recheck: Duration::ZERO,
     }
 }
 
@@ -83,9 +84,15 @@ pub fn worker_for(client: Arc<GraphClient>, max_receive_count: u32) -> (Worker, 
         WorkerConfig {
             concurrency: 16,
             max_receive_count,
+            ..WorkerConfig::default()
         },
     );
     (w, dlq)
+}
+
+pub fn worker_with(client: Arc<GraphClient>, config: WorkerConfig) -> (Worker, Arc<MemoryDlq>) {
+    let dlq = Arc::new(MemoryDlq::new());
+    (Worker::new(client, dlq.clone(), config), dlq)
 }
 
 /// A v1 request body.
@@ -107,9 +114,5 @@ pub fn body(user: &str, methods: Value, policy: Value, extra: Value) -> String {
 }
 
 pub fn msg(id: &str, body: String) -> InboundMessage {
-    InboundMessage {
-        message_id: id.to_string(),
-        body,
-        receive_count: 1,
-    }
+    InboundMessage::new(id, body, 1)
 }
