@@ -177,8 +177,15 @@ pub fn normalise_base_url(var: &'static str, value: &str) -> Result<String, Conf
     if u.scheme() != "https" && u.scheme() != "http" {
         return Err(bad("the scheme must be https or http"));
     }
-    if u.host_str().is_none_or(str::is_empty) {
+    let Some(host) = u.host() else {
         return Err(bad("there is no host"));
+    };
+    // Tokens and phone numbers travel over this connection: plain HTTP is for a simulator on this
+    // machine only.
+    if u.scheme() == "http" && !is_loopback(&host) {
+        return Err(bad(
+            "http:// is allowed only for a loopback host (localhost, 127.0.0.0/8, ::1); use https://",
+        ));
     }
     if !u.username().is_empty() || u.password().is_some() {
         // Not echoed: user info may hold a password.
@@ -200,6 +207,18 @@ pub fn normalise_base_url(var: &'static str, value: &str) -> Result<String, Conf
         s.pop();
     }
     Ok(s)
+}
+
+/// Whether a URL host is this machine: `localhost` (and names under it) or a loopback address.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 #[cfg(test)]
@@ -276,11 +295,23 @@ mod tests {
             ("GRAPH_BASE_URL", "graph.microsoft.com"),
             ("LOGIN_BASE_URL", "ftp://login.example"),
             ("GRAPH_BASE_URL", "https://graph.example/?x=1"),
+            ("GRAPH_BASE_URL", "http://graph.microsoft.com"),
+            ("LOGIN_BASE_URL", "http://10.0.0.5:8080"),
+            ("GRAPH_BASE_URL", "http://localhost.example.com"),
         ] {
             let err = settings(&[(var, bad)]).unwrap_err();
             let msg = err.to_string();
             assert!(msg.starts_with(var), "{msg}");
             assert!(msg.contains(bad), "{msg}");
+        }
+        for ok in [
+            "http://localhost:9000",
+            "http://127.0.0.2:9000",
+            "http://[::1]:9000",
+            "http://sim.localhost",
+        ] {
+            let s = settings(&[("GRAPH_BASE_URL", ok), ("LOGIN_BASE_URL", ok)]);
+            assert!(s.is_ok(), "{ok}: {s:?}");
         }
         let err = settings(&[("LOGIN_BASE_URL", "https://u:secretpw@login.example")]).unwrap_err();
         assert!(!err.to_string().contains("secretpw"));

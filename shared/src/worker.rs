@@ -1319,7 +1319,11 @@ fn batch_plan(messages: &[InboundMessage]) -> (Vec<Vec<usize>>, Vec<Option<usize
         let job_row = request.as_ref().and_then(|v| {
             let row = v.get("row")?.as_u64()?;
             let job = serde_json::from_value::<Job>(v.get("job")?.clone()).ok()?;
-            Some(format!("row {row} of {} for {}", job.label(), user.as_deref()?))
+            Some(format!(
+                "row {row} of {} for {}",
+                job.label(),
+                user.as_deref()?
+            ))
         });
         let mut keys = vec![format!("id {}", m.message_id), format!("body {}", m.body)];
         keys.extend(job_row);

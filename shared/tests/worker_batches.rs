@@ -83,7 +83,10 @@ async fn a_message_delivered_twice_in_one_batch_is_worked_once() {
         ]
     );
     assert_eq!(reports[3].message_id, "m-b2");
-    assert_eq!(writes(&sim, "c@contoso.com"), [format!("mobile:create:{M1}")]);
+    assert_eq!(
+        writes(&sim, "c@contoso.com"),
+        [format!("mobile:create:{M1}")]
+    );
     assert_eq!(
         writes(&sim, "a@contoso.com"),
         [format!("mobile:create:{M1}")]

@@ -36,13 +36,19 @@ struct Rig {
 }
 
 async fn rig(tag: &str) -> Rig {
+    rig_with_control_visibility(tag, 1).await
+}
+
+/// A rig whose control queue has the given visibility timeout (seconds).
+async fn rig_with_control_visibility(tag: &str, control_visibility: u32) -> Rig {
     let cfg = sdk_config().await;
     let s3 = s3_client(&cfg);
     let sqs = aws_sdk_sqs::Client::new(&cfg);
     let bucket = unique(tag).to_lowercase();
     create_bucket(&s3, &bucket).await;
     let queues = create_queues(&sqs, &unique(tag), 5, 30).await;
-    let control_url = create_fifo_queue(&sqs, &unique(&format!("{tag}-control")), 1).await;
+    let control_url =
+        create_fifo_queue(&sqs, &unique(&format!("{tag}-control")), control_visibility).await;
     let control_arn = queue_arn(&sqs, &control_url).await;
     Rig {
         cfg,
@@ -1088,6 +1094,140 @@ async fn a_continuation_that_fails_part_way_is_redelivered_and_completes_the_fil
     assert!(report.continuations >= 2, "{report:?}");
     let (queue, dlq) = consumers.finish().await;
     check_big_file(n, &expected, &report, &queue, &dlq);
+}
+
+#[tokio::test]
+async fn a_failed_continuation_is_tried_again_in_seconds_not_after_the_visibility_timeout() {
+    // The control queue's visibility timeout is an hour (Lambda's is 6 x 900 s); the failed
+    // continuation must come back after CONTINUATION_RETRY_SECONDS.
+    let rig = rig_with_control_visibility("ingest-continuation-retry", 3_600).await;
+    let n = 2_000;
+    let (bytes, expected) = big_file(n);
+    let key = "incoming/continuation-retry.csv";
+    let (etag, size) = rig.upload(key, bytes).await;
+    let (consumers, ingest_sqs, faults) = rig.faulty_consumers().await;
+    let ingest = faulty_ingest(
+        &rig,
+        ingest_sqs,
+        &[
+            ("INGEST_TIME_BUDGET_SECONDS", "0.2"),
+            ("CONTINUATION_RETRY_SECONDS", "1"),
+        ],
+        Some(500),
+    );
+    let first = ingest
+        .handle_lambda_event(
+            rig.event(key, size, &etag, "0600"),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("first invocation");
+    assert!(first.to_string().contains("Continued"), "{first}");
+    // Every send of the first continuation is refused.
+    faults.refuse_sends(0, 1_000);
+    let receive = |wait: i32| {
+        rig.sqs
+            .receive_message()
+            .queue_url(&rig.control_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(wait)
+            .send()
+    };
+    let msgs = receive(5)
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(msgs.len(), 1, "the continuation is queued");
+    let resp = ingest
+        .handle_lambda_event(
+            sqs_event_json(&rig.control_arn, &msgs),
+            Instant::now() + Duration::from_secs(900),
+        )
+        .await
+        .expect("batch response");
+    assert_eq!(
+        resp["batchItemFailures"].as_array().map(Vec::len),
+        Some(1),
+        "the continuation failed: {resp}"
+    );
+    assert!(faults.refused_calls() >= 1, "the refusals fired");
+    faults.refuse_sends(0, 0);
+    let failed_at = Instant::now();
+    let mut again = Vec::new();
+    while again.is_empty() && failed_at.elapsed() < Duration::from_secs(20) {
+        again = receive(2)
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+    }
+    assert_eq!(
+        again.len(),
+        1,
+        "the failed continuation is visible again within 20 s, not after the queue's hour"
+    );
+    // Put it back at once and let the pump finish the file.
+    rig.sqs
+        .change_message_visibility()
+        .queue_url(&rig.control_url)
+        .receipt_handle(again[0].receipt_handle.clone().expect("receipt"))
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("release");
+    rig.pump(&ingest, key).await;
+    let report = rig.report(key).await.expect("report");
+    let (queue, dlq) = consumers.finish().await;
+    check_big_file(n, &expected, &report, &queue, &dlq);
+}
+
+#[tokio::test]
+async fn files_not_named_csv_get_a_report_and_any_case_of_csv_is_read() {
+    let rig = rig("ingest-suffix").await;
+    let ingest = rig.ingest(&[]);
+    let run = |key: &'static str, bytes: &'static [u8]| {
+        let rig = &rig;
+        let ingest = &ingest;
+        async move {
+            let (etag, size) = rig.upload(key, bytes.to_vec()).await;
+            ingest
+                .handle_lambda_event(
+                    rig.event(key, size, &etag, "01"),
+                    Instant::now() + Duration::from_secs(900),
+                )
+                .await
+                .expect("ingest")
+        }
+    };
+    run(
+        "incoming/USERS.CSV",
+        b"UserPrincipalName,MobilePhone\na@contoso.com,+31 612345678\n",
+    )
+    .await;
+    let report = rig.report("incoming/USERS.CSV").await.expect("report");
+    assert_eq!(report.status, Status::Complete, "{report:?}");
+    assert_eq!(report.enqueued, 1);
+
+    run(
+        "incoming/users.txt",
+        b"UserPrincipalName,MobilePhone\nb@contoso.com,+31 612345679\n",
+    )
+    .await;
+    let report = rig.report("incoming/users.txt").await.expect("report");
+    assert_eq!(report.status, Status::Skipped, "{report:?}");
+    assert_eq!(report.rows_read, 0);
+    assert!(
+        report.error.as_deref().unwrap_or_default().contains(".csv"),
+        "{report:?}"
+    );
+    // A folder marker is no file: no report.
+    let out = run("incoming/batch-2/", b"").await;
+    assert!(out.to_string().contains("Ignored"), "{out}");
+    assert!(rig.report("incoming/batch-2/").await.is_none());
+    let (queue, dlq) = rig.outputs().await;
+    assert_eq!(queue.len(), 1, "only the .CSV file's row is queued");
+    assert!(dlq.is_empty());
 }
 
 #[tokio::test]

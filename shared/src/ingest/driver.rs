@@ -8,7 +8,7 @@ use super::engine::{
 };
 use super::sqs_sink::SqsSink;
 use super::state::{
-    now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
+    is_csv_key, now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
     CHECKPOINTS_PREFIX, REPORTS_PREFIX,
 };
 use crate::aws::s3::{ObjectStore, S3Error};
@@ -46,6 +46,10 @@ pub struct IngestConfig {
     /// and fails (it is retried from its progress record).
     pub send_attempts: u32,
     pub send_backoff: Duration,
+    /// How soon a failed continuation is tried again (`CONTINUATION_RETRY_SECONDS`, default 60):
+    /// its visibility is set to this instead of waiting out the control queue's visibility
+    /// timeout (6 x the function timeout).
+    pub continuation_retry: Duration,
 }
 
 impl IngestConfig {
@@ -111,6 +115,17 @@ impl IngestConfig {
             },
             send_attempts: 8,
             send_backoff: Duration::from_millis(100),
+            continuation_retry: match seconds("CONTINUATION_RETRY_SECONDS")? {
+                None => Duration::from_secs(60),
+                // SQS allows visibility timeouts up to 12 hours.
+                Some(d) if d <= Duration::from_secs(43_200) => d,
+                Some(_) => {
+                    return Err(invalid(
+                        "CONTINUATION_RETRY_SECONDS",
+                        "at most 43200 (SQS's longest visibility timeout)".into(),
+                    ))
+                }
+            },
         })
     }
 
@@ -289,6 +304,10 @@ impl<F: SourceFactory> Ingest<F> {
                     tracing::info!(%bucket, %key, "not an input file: ignored");
                     return Ok(FileOutcome::Ignored);
                 }
+                if key.ends_with('/') {
+                    tracing::info!(%bucket, %key, "a folder marker: ignored");
+                    return Ok(FileOutcome::Ignored);
+                }
                 let etag = match record.s3.object.e_tag.as_deref().filter(|e| !e.is_empty()) {
                     Some(e) => e.to_string(),
                     None => self
@@ -303,6 +322,9 @@ impl<F: SourceFactory> Ingest<F> {
                     .sequencer
                     .as_deref());
                 let file = FileRef::new(bucket, &key, &etag, upload);
+                if !is_csv_key(&key) {
+                    return self.skip_non_csv(&file).await;
+                }
                 self.start_file(&file, deadline).await
             }
             .await;
@@ -353,7 +375,11 @@ impl<F: SourceFactory> Ingest<F> {
                         tracing::error!(message_id = %id, %why, "not a continuation message: dropped")
                     }
                     Err(e) => {
-                        tracing::error!(message_id = %id, error = %e, "continuation failed; SQS will redeliver it");
+                        let retry = self.config.continuation_retry;
+                        tracing::error!(message_id = %id, error = %e, retry_in_seconds = retry.as_secs(), "continuation failed; it is tried again");
+                        if let Some(handle) = m.receipt_handle.as_deref() {
+                            self.retry_continuation_in(handle, retry).await;
+                        }
                         let mut f = BatchItemFailure::default();
                         f.item_identifier = id;
                         failures.push(f);
@@ -378,6 +404,24 @@ impl<F: SourceFactory> Ingest<F> {
         )))
     }
 
+    /// Makes a failed continuation visible again after `delay` (a failure is reported to Lambda
+    /// too, so the message is not deleted). When this call fails, the queue's own visibility
+    /// timeout applies: later, but nothing is lost.
+    async fn retry_continuation_in(&self, receipt_handle: &str, delay: Duration) {
+        let seconds = i32::try_from(delay.as_secs()).unwrap_or(43_200);
+        if let Err(e) = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.config.control_queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not shorten the failed continuation's visibility; the queue's visibility timeout applies");
+        }
+    }
+
     /// A continuation message from the control queue.
     pub async fn handle_continuation(
         &self,
@@ -399,6 +443,21 @@ impl<F: SourceFactory> Ingest<F> {
             return Ok(FileOutcome::AlreadyHandled);
         }
         self.run(&file, msg.seq, deadline).await
+    }
+
+    /// An object under `incoming/` whose name does not end in `.csv`: nothing is read, and a
+    /// report says why, so that a file saved as `users.txt` is not silently ignored.
+    async fn skip_non_csv(&self, file: &FileRef) -> Result<FileOutcome, IngestError> {
+        tracing::warn!(key = %file.key, "not read: the name does not end in .csv; rename the file and upload it again");
+        let mut report = Report::new(file, Status::Skipped, &Default::default(), &now_rfc3339());
+        report.error = Some(
+            "not read: only files whose name ends in .csv (any case) are ingested; rename the file and upload it again"
+                .into(),
+        );
+        self.store
+            .put_json(&file.bucket, &file.report_key(), &report)
+            .await?;
+        Ok(FileOutcome::Finished(Status::Skipped))
     }
 
     async fn finished(&self, file: &FileRef) -> Result<bool, IngestError> {

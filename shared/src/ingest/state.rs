@@ -19,6 +19,15 @@ use std::collections::BTreeMap;
 
 /// Prefix of the reports (the ingest ignores objects under it).
 pub const REPORTS_PREFIX: &str = "reports/";
+
+/// Whether an object key names an input file: it ends in `.csv`, in any case (`USERS.CSV` too).
+/// S3 event filters match suffixes case-sensitively, so the event subscribes to the prefix alone
+/// and this is the one place that decides.
+pub fn is_csv_key(key: &str) -> bool {
+    key.len() >= 4
+        && key.is_char_boundary(key.len() - 4)
+        && key[key.len() - 4..].eq_ignore_ascii_case(".csv")
+}
 /// Prefix of the checkpoint state (ignored as input too).
 pub const CHECKPOINTS_PREFIX: &str = "checkpoints/";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"MFAPSNP1";
@@ -209,6 +218,8 @@ pub enum Status {
     /// The object changed (new ETag) while it was being ingested; the new version is ingested on
     /// its own event.
     Superseded,
+    /// Not read: the object's name does not end in `.csv` (any case).
+    Skipped,
 }
 
 /// `reports/<key>.ingest.json`.
