@@ -72,6 +72,9 @@ impl Rig {
         vars.insert("CONTROL_QUEUE_URL".into(), self.control_url.clone());
         vars.entry("INGEST_SAFETY_MARGIN_SECONDS".into())
             .or_insert_with(|| "1".into());
+        // As the control queue's 1 s visibility: a failed continuation comes back at once.
+        vars.entry("CONTINUATION_RETRY_SECONDS".into())
+            .or_insert_with(|| "1".into());
         IngestConfig::from_lookup(|k| vars.get(k).cloned()).expect("config")
     }
 

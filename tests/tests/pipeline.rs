@@ -381,6 +381,7 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             // end of the file comes in a continuation from the control queue.
             ("INGEST_TIME_BUDGET_SECONDS".into(), "2".into()),
             ("INGEST_SAFETY_MARGIN_SECONDS".into(), "2".into()),
+            ("CONTINUATION_RETRY_SECONDS".into(), "2".into()),
             ("RUST_LOG".into(), "info".into()),
         ],
     };
