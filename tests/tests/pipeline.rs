@@ -828,7 +828,7 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
                     t.not_found_cut_by_fault += 1;
                 }
                 if first_done.is_some()
-                    || dead.is_none_or(|d| d.code != reason.as_str() && !cut_by_fault(&d))
+                    || dead.is_none_or(|d| d.code != reason.as_str() && !cut_by_fault(d))
                 {
                     wrong.push(format!(
                         "row {}: worker lines {:?}, expected dead-lettered {reason}",
