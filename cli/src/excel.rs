@@ -3,30 +3,14 @@
 use std::borrow::Cow;
 use std::io::Write;
 
-/// `+CC NUMBER[xEXT]`, the Graph form of a phone number (left as it is: Excel shows it as text).
-fn is_graph_phone(cell: &str) -> bool {
-    let Some(rest) = cell.strip_prefix('+') else {
-        return false;
-    };
-    let Some((cc, number)) = rest.split_once(' ') else {
-        return false;
-    };
-    let (main, ext) = match number.split_once('x') {
-        Some((m, e)) => (m, Some(e)),
-        None => (number, None),
-    };
-    let digits = |s: &str, min: usize, max: usize| {
-        (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    digits(cc, 1, 3) && digits(main, 4, 17) && ext.is_none_or(|e| digits(e, 1, 10))
-}
-
 /// The cell as written to a CSV: one starting with `=`, `+`, `-`, `@`, a tab or a carriage
 /// return gets a leading `'` so spreadsheets show it as text, unless it is a Graph-form phone
 /// number.
 pub fn excel_safe(cell: &str) -> Cow<'_, str> {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !is_graph_phone(cell) => {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+            if !mfa_preload_core::phone::is_graph_form(cell) =>
+        {
             Cow::Owned(format!("'{cell}"))
         }
         _ => Cow::Borrowed(cell),

@@ -14,8 +14,7 @@ use crate::graph::phone_methods::PhoneType;
 use crate::graph::GraphClient;
 use crate::message::{Request, SmsSignIn};
 use crate::plan::{
-    plan, same_email, same_phone, summarise, Action, CurrentMethods, Decision, Plan, Rejection,
-    Subject,
+    plan, same_email, summarise, Action, CurrentMethods, Decision, Plan, Rejection, Subject,
 };
 use crate::reason::Outcome;
 
@@ -233,7 +232,7 @@ impl Run<'_> {
             Some(m)
                 if m.phone_number
                     .as_deref()
-                    .is_some_and(|n| same_phone(n, number)) =>
+                    .is_some_and(|n| crate::phone::same(n, number)) =>
             {
                 self.fresh_mobile_state = Some(m.sms_sign_in_state);
                 self.note_sms_conflict(e);
@@ -275,7 +274,7 @@ impl Run<'_> {
                     Some(p)
                         if p.phone_number
                             .as_deref()
-                            .is_some_and(|n| same_phone(n, number)) =>
+                            .is_some_and(|n| crate::phone::same(n, number)) =>
                     {
                         if after_retry {
                             // Our earlier attempt was applied before its answer was lost.

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod csv;
 pub mod dedupe;
+pub mod dlq;
 pub mod email;
 pub mod graph;
 pub mod ingest;
@@ -24,5 +25,6 @@ pub mod user;
 pub mod validate;
 pub mod worker;
 
-pub use message::{DlqEntry, Job, Methods, Policy, Request, MESSAGE_VERSION};
+pub use dlq::DlqEntry;
+pub use message::{Job, Methods, Policy, Request, MESSAGE_VERSION};
 pub use reason::{Outcome, Reason};

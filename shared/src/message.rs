@@ -4,7 +4,6 @@
 //! its JSON Schema is `schema/request.v1.schema.json` at the repository root. A method field that is
 //! absent is not managed at all; `null` means "empty cell" (removed only with `forcedRemoval`).
 
-use crate::reason::Reason;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The only message version this build understands.
@@ -161,31 +160,169 @@ pub struct Request {
     pub default_method: Option<DefaultMethod>,
 }
 
-/// What goes into the DLQ (body JSON); `reason` and `detail` are also message attributes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DlqEntry {
-    pub v: u32,
-    pub reason: Reason,
-    /// Human text; phone numbers in it are masked.
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<Job>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row: Option<u64>,
-    /// The CSV column the reason is about, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub column: Option<String>,
-    /// The original request: the queue message body as received (worker), or the CSV row as a
-    /// header -> cell object (ingest).
-    pub request: serde_json::Value,
-    /// Which function rejected it: `ingest` or `worker`.
-    pub stage: String,
+/// Parses and checks a message body against the v1 schema. The error text is safe to log
+/// (numbers masked).
+pub fn parse_request(body: &str) -> Result<Request, String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "the body is not JSON (line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let obj = v.as_object().ok_or("the body is not a JSON object")?;
+    match obj.get("v") {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(MESSAGE_VERSION)) => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported message version {}: this worker understands v {MESSAGE_VERSION}",
+                crate::mask::mask_numbers_in_text(&other.to_string())
+            ))
+        }
+        None => return Err("the message has no 'v' (version) field".into()),
+    }
+    let req: Request = serde_json::from_value(v).map_err(|e| {
+        format!(
+            "not a valid v1 request: {}",
+            crate::mask::mask_numbers_in_text(&e.to_string())
+        )
+    })?;
+    validate_request(&req)?;
+    Ok(req)
+}
+
+/// A user id as a message must carry it: the ingest's rules ([`crate::user::validate_user`]) on
+/// the exact value, 3 to 113 characters (the schema's bounds).
+pub fn is_user_id(u: &str) -> bool {
+    (3..=113).contains(&u.len()) && crate::user::validate_user(u).as_deref() == Ok(u)
+}
+
+/// The schema's constraints that serde does not check.
+pub fn validate_request(req: &Request) -> Result<(), String> {
+    if !is_user_id(&req.user) {
+        return Err("'user' is neither a user principal name nor an object id".into());
+    }
+    if req.row.is_some_and(|r| r < 2) {
+        return Err("'row' must be 2 or more (row 1 is the header)".into());
+    }
+    match &req.job {
+        Job::S3 { bucket, key, etag } => {
+            if bucket.len() < 3 || key.is_empty() || etag.is_empty() {
+                return Err("'job' needs a bucket (3+ characters), a key and an etag".into());
+            }
+        }
+        Job::Producer { producer, id } => {
+            if producer.is_empty() || id.as_deref().is_some_and(str::is_empty) {
+                return Err("'job.producer' (and 'job.id' when given) must not be empty".into());
+            }
+        }
+    }
+    let phones = [
+        ("mobile", &req.methods.mobile),
+        ("alternateMobile", &req.methods.alternate_mobile),
+        ("office", &req.methods.office),
+    ];
+    for (name, value) in phones {
+        if let Some(Some(p)) = value {
+            if !crate::phone::is_graph_form(p) {
+                return Err(format!(
+                    "'methods.{name}' is not in Graph's form +CC NUMBER[xEXT] ({})",
+                    crate::mask::mask_phone(p)
+                ));
+            }
+        }
+    }
+    if let Some(Some(e)) = &req.methods.email {
+        if crate::email::validate_email(e).as_deref() != Ok(e.as_str()) {
+            return Err("'methods.email' is not an email address".into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(extra: serde_json::Value) -> String {
+        let mut v =
+            serde_json::json!({"v": 1, "job": {"producer": "hr"}, "user": "a.b@contoso.com"});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn parses_valid_and_rejects_invalid_messages() {
+        assert!(parse_request(&body(
+            serde_json::json!({"methods": {"mobile": "+1 5555551234x12", "email": "x@y.org"}})
+        ))
+        .is_ok());
+        assert!(parse_request(&body(
+            serde_json::json!({"user": "2f1c3a4b-1234-4abc-9def-0123456789ab"})
+        ))
+        .is_ok());
+        let bad = [
+            ("{not json", "not JSON"),
+            ("[1,2]", "not a JSON object"),
+            (r#"{"job":{"producer":"x"},"user":"a@b.co"}"#, "no 'v'"),
+            (
+                r#"{"v":2,"job":{"producer":"x"},"user":"a@b.co"}"#,
+                "version 2",
+            ),
+            (&body(serde_json::json!({"mobil": "x"})), "unknown field"),
+            (&body(serde_json::json!({"user": "a/b@c.com"})), "'user'"),
+            (&body(serde_json::json!({"user": "nobody"})), "'user'"),
+            // The ingest's rules: a '#' (guest #EXT# UPNs) would change the Graph path.
+            (
+                &body(serde_json::json!({"user": "anna_fabrikam.com#EXT#@contoso.com"})),
+                "'user'",
+            ),
+            (
+                &body(serde_json::json!({"user": " a.b@contoso.com"})),
+                "'user'",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"email": " x@y.org"}})),
+                "methods.email",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"mobile": "+310612345678"}})),
+                "methods.mobile",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"office": "0612345678"}})),
+                "methods.office",
+            ),
+            (
+                &body(serde_json::json!({"methods": {"email": "not an email"}})),
+                "methods.email",
+            ),
+            (&body(serde_json::json!({"row": 1})), "'row'"),
+            (
+                &body(serde_json::json!({"smsSignIn": "maybe"})),
+                "not a valid v1 request",
+            ),
+        ];
+        for (b, needle) in bad {
+            let err = parse_request(b).unwrap_err();
+            assert!(err.contains(needle), "{b}: {err}");
+        }
+        // Numbers in errors are masked.
+        let err = parse_request(&body(
+            serde_json::json!({"methods": {"mobile": "+31 0612345678 9"}}),
+        ))
+        .unwrap_err();
+        assert!(!err.contains("0612345678"), "{err}");
+        let err = parse_request(&body(
+            serde_json::json!({"methods": {"mobile": 31612345678u64}}),
+        ))
+        .unwrap_err();
+        assert!(!err.contains("31612345678"), "{err}");
+    }
 
     #[test]
     fn absent_null_and_value_are_three_states() {

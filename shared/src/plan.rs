@@ -254,27 +254,6 @@ pub fn summarise(decisions: &[Decision]) -> Outcome {
         .unwrap_or(Outcome::Unchanged)
 }
 
-/// Digits of the number and of the extension: `+1 5555551234x12` and `+15555551234 ext 12`
-/// compare equal.
-pub fn canonical_phone(s: &str) -> String {
-    let lower = s.to_ascii_lowercase();
-    let (main, ext) = match lower.find(['x', 'e']) {
-        Some(i) => (&lower[..i], &lower[i..]),
-        None => (lower.as_str(), ""),
-    };
-    let digits = |t: &str| t.chars().filter(char::is_ascii_digit).collect::<String>();
-    let ext = digits(ext);
-    if ext.is_empty() {
-        digits(main)
-    } else {
-        format!("{}x{ext}", digits(main))
-    }
-}
-
-pub fn same_phone(a: &str, b: &str) -> bool {
-    canonical_phone(a) == canonical_phone(b)
-}
-
 pub fn same_email(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
@@ -325,7 +304,7 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
                 final_state.set_phone(kind, Some(v.clone()));
                 Outcome::Created
             }
-            (Some(Some(v)), Some(c)) if same_phone(v, c) => Outcome::Unchanged,
+            (Some(Some(v)), Some(c)) if crate::phone::same(v, c) => Outcome::Unchanged,
             (Some(Some(v)), Some(_)) => {
                 if policy.forced_update {
                     upserts.push(Action::UpdatePhone {
@@ -1066,14 +1045,6 @@ mod tests {
                 assert_eq!(again.outcome(), Ok(Outcome::Unchanged));
             }
         }
-    }
-
-    #[test]
-    fn canonical_phone_forms() {
-        assert!(same_phone("+1 5555551234", "+15555551234"));
-        assert!(same_phone("+1 5555551234x12", "+1 (555) 555-1234 ext 12"));
-        assert!(!same_phone("+1 5555551234x12", "+1 5555551234"));
-        assert!(!same_phone("+1 5555551234", "+1 5555551235"));
     }
 
     #[test]

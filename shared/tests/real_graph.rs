@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use common::*;
 use graph_sim::{GraphSim, SeedUser, SimConfig, SmsConflictAnswer};
 use mfa_preload_core::config::GraphSettings;
+use mfa_preload_core::dlq::MemoryDlq;
 use mfa_preload_core::graph::{ConfigFault, Credentials, GraphClient};
 use mfa_preload_core::worker::{
-    ClientSource, Disposition, InboundMessage, MemoryDlq, MemoryQueue, Worker, WorkerConfig,
+    ClientSource, Disposition, InboundMessage, MemoryQueue, Worker, WorkerConfig,
     FIRST_SENT_ATTRIBUTE,
 };
 use mfa_preload_core::{Outcome, Reason};

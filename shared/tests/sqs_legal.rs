@@ -5,8 +5,9 @@
 use mfa_preload_core::aws::sqs::{OutMessage, MAX_BATCH_BYTES};
 use mfa_preload_core::csv::ColumnMapping;
 use mfa_preload_core::dedupe::Bloom;
+use mfa_preload_core::dlq::DlqEntry;
 use mfa_preload_core::ingest::{run_to_end, BytesSource, Dest, MemorySink};
-use mfa_preload_core::message::{DlqEntry, Job};
+use mfa_preload_core::message::Job;
 use mfa_preload_core::reason::Reason;
 use mfa_preload_core::validate::Settings;
 use proptest::prelude::*;
@@ -176,7 +177,7 @@ proptest! {
             request: serde_json::Value::Null,
             stage: "worker".into(),
         };
-        for (k, v) in mfa_preload_core::worker::dlq_attributes(&entry) {
+        for (k, v) in mfa_preload_core::dlq::attributes(&entry) {
             check_text("a worker attribute name", &k)?;
             check_text("a worker attribute value", &v)?;
         }

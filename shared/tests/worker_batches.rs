@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use graph_sim::{SeedUser, SimConfig};
-use mfa_preload_core::worker::{
-    Disposition, InboundMessage, MemoryDlq, MemoryQueue, Worker, WorkerConfig,
-};
+use mfa_preload_core::dlq::MemoryDlq;
+use mfa_preload_core::worker::{Disposition, InboundMessage, MemoryQueue, Worker, WorkerConfig};
 use mfa_preload_core::{Outcome, Reason};
 use serde_json::json;
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::aws::sqs::{OutMessage, SqsSender};
-use crate::message::DlqEntry;
-use crate::worker::{DlqError, DlqPort};
+use crate::dlq::{DlqEntry, DlqError, DlqPort};
 
 /// Attempts per DLQ send (transient SQS failures); the worker reports the message as a batch
 /// failure when they run out, so nothing is lost.
@@ -26,15 +25,6 @@ impl SqsDlq {
             sender: SqsSender::new(client, dlq_url)
                 .with_retry(DLQ_SEND_ATTEMPTS, Duration::from_millis(100)),
         }
-    }
-
-    /// From a configured sender (its own retry settings).
-    pub fn from_sender(sender: SqsSender) -> SqsDlq {
-        SqsDlq { sender }
-    }
-
-    pub fn queue_url(&self) -> &str {
-        self.sender.queue_url()
     }
 }
 

@@ -6,7 +6,7 @@
 //! message SQS still refuses for its content is reported as refused, on its own, so the caller
 //! can dead-letter that one message instead of failing everything with it.
 
-use crate::message::DlqEntry;
+use crate::dlq::{DlqEntry, MAX_DETAIL_ATTRIBUTE_CHARS};
 use crate::sqs_text::sqs_escape;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -21,8 +21,6 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4 * 1024;
 /// Largest message sent (as [`OutMessage::size`] counts it): one fits in a batch.
 pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES;
-/// Longest `detail` attribute we send; the full text is in the body.
-pub const MAX_DETAIL_CHARS: usize = 1000;
 
 #[derive(Debug, Error)]
 pub enum SqsError {
@@ -87,7 +85,7 @@ impl OutMessage {
             entry
                 .detail
                 .chars()
-                .take(MAX_DETAIL_CHARS)
+                .take(MAX_DETAIL_ATTRIBUTE_CHARS)
                 .collect::<String>()
         );
         OutMessage::dlq_as_is(&small)
@@ -95,22 +93,7 @@ impl OutMessage {
 
     fn dlq_as_is(entry: &DlqEntry) -> Result<OutMessage, serde_json::Error> {
         let body = serde_json::to_string(entry)?;
-        let mut detail: String = sqs_escape(&entry.detail)
-            .chars()
-            .take(MAX_DETAIL_CHARS)
-            .collect();
-        if detail.is_empty() {
-            detail = entry.reason.as_str().to_string();
-        }
-        let mut attributes = vec![
-            ("reason".to_string(), entry.reason.as_str().to_string()),
-            ("detail".to_string(), detail),
-            ("stage".to_string(), entry.stage.clone()),
-        ];
-        if let Some(row) = entry.row {
-            attributes.push(("row".to_string(), row.to_string()));
-        }
-        Ok(OutMessage::new(body, attributes))
+        Ok(OutMessage::new(body, crate::dlq::attributes(entry)))
     }
 }
 
@@ -447,7 +430,7 @@ mod tests {
         let back: DlqEntry = serde_json::from_str(&m.body).unwrap();
         assert_eq!(back.request["Note"], cell, "the body means what it meant");
         // The worker's attributes of the same entry: the one escaping function.
-        for (k, v) in crate::worker::dlq_attributes(&e) {
+        for (k, v) in crate::dlq::attributes(&e) {
             assert!(is_sqs_text(&k) && is_sqs_text(&v), "{k}: {v:?}");
         }
     }

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use graph_sim::{GraphSim, SeedUser, SimConfig};
 use mfa_preload_core::apply::apply;
 use mfa_preload_core::config::GraphSettings;
+use mfa_preload_core::dlq::MemoryDlq;
 use mfa_preload_core::graph::{ClientOptions, Credentials, GraphClient, LimiterConfig};
 use mfa_preload_core::message::{Job, Methods, Policy, Request, MESSAGE_VERSION};
-use mfa_preload_core::worker::{Disposition, InboundMessage, MemoryDlq, Worker, WorkerConfig};
+use mfa_preload_core::worker::{Disposition, InboundMessage, Worker, WorkerConfig};
 use mfa_preload_core::Outcome;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";

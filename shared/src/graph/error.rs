@@ -1,6 +1,7 @@
 //! Typed Graph failures, each mapping onto exactly one [`Reason`].
 
 use crate::graph::permissions::Feature;
+use crate::mask::mask_numbers_in_text;
 use crate::reason::Reason;
 
 /// Why the token endpoint did not give a token.
@@ -202,78 +203,9 @@ impl GraphError {
     }
 }
 
-/// Masks phone-number-like digit runs (7+ digits, spaces or dashes allowed between) in free text
-/// such as Graph error messages: `+1 5555551234` -> `+1 555****234`.
-pub fn mask_numbers_in_text(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let starts = chars[i].is_ascii_digit()
-            || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
-        if !starts {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // Extend over digits and single separators between digits.
-        let mut j = i + 1;
-        let mut digits = usize::from(chars[i].is_ascii_digit());
-        let mut end = j;
-        while j < chars.len() {
-            let c = chars[j];
-            if c.is_ascii_digit() {
-                digits += 1;
-                j += 1;
-                end = j;
-            } else if (c == ' ' || c == '-' || c == '.')
-                && chars.get(j + 1).is_some_and(char::is_ascii_digit)
-            {
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        let run: String = chars[i..end].iter().collect();
-        if digits >= 7 {
-            out.push_str(&mask_run(&run));
-        } else {
-            out.push_str(&run);
-        }
-        i = end;
-    }
-    out
-}
-
-fn mask_run(run: &str) -> String {
-    if run.starts_with('+') && run.contains(' ') {
-        return crate::mask::mask_phone(run);
-    }
-    let digits: Vec<char> = run.chars().filter(char::is_ascii_digit).collect();
-    let n = digits.len();
-    let head: String = digits[..3].iter().collect();
-    let tail: String = digits[n - 3..].iter().collect();
-    let plus = if run.starts_with('+') { "+" } else { "" };
-    format!("{plus}{head}{}{tail}", "*".repeat(n - 6))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_numbers_but_not_short_codes() {
-        let m = mask_numbers_in_text("invalidPhoneNumber: '+1 5555551234' rejected (code 400)");
-        assert!(m.contains("+1 555****234"), "{m}");
-        assert!(!m.contains("5555551234"));
-        assert!(m.contains("code 400"));
-        let m = mask_numbers_in_text("number +31612345678 and 0612-345-678");
-        assert!(
-            !m.contains("31612345678") && !m.contains("0612-345-678"),
-            "{m}"
-        );
-        assert_eq!(mask_numbers_in_text("no digits here"), "no digits here");
-    }
 
     #[test]
     fn reasons_and_transience() {

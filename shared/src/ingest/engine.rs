@@ -10,7 +10,8 @@
 use crate::aws::sqs::OutMessage;
 use crate::csv::{ColumnMapping, CsvReader, Field, HeaderError, Layout, RawRow, RowError};
 use crate::dedupe::{key_hash, Bloom, Dedupe, KeyHash, KeyKind};
-use crate::message::{DlqEntry, Job, MESSAGE_VERSION};
+use crate::dlq::DlqEntry;
+use crate::message::{Job, MESSAGE_VERSION};
 use crate::reason::Reason;
 use crate::validate::{asks_sms_sign_in, validate, Settings, ValidRow};
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,8 @@
 
 use super::engine::{Dest, Sink, SinkError, Tag, STAGE};
 use crate::aws::sqs::{OutMessage, SqsError, SqsSender, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
-use crate::message::{DlqEntry, Job, MESSAGE_VERSION};
+use crate::dlq::DlqEntry;
+use crate::message::{Job, MESSAGE_VERSION};
 use crate::reason::Reason;
 use tokio::task::JoinSet;
 

@@ -9,6 +9,9 @@
 //! A national number with no default country is refused: the country is never guessed.
 
 mod compiled;
+mod form;
+
+pub use form::{canonical, is_graph_form, same};
 
 use phonenumber::country;
 use thiserror::Error;

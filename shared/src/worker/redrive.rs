@@ -1,7 +1,7 @@
 //! Dead-letter entries moved back to the work queue.
 //!
 //! SQS's message move task (README, "Re-driving the DLQ") moves DLQ messages back to the work queue
-//! as they are: the body is then a [`DlqEntry`](crate::message::DlqEntry), not a request. A
+//! as they are: the body is then a [`DlqEntry`](crate::dlq::DlqEntry), not a request. A
 //! worker-stage entry holds the original request in `request`; the worker processes that request
 //! again. An ingest-stage entry holds a CSV row, which only a corrected file can fix: it is
 //! rejected again as `invalid_message`.
@@ -95,7 +95,8 @@ pub fn classify(body: &str) -> Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{DlqEntry, Job};
+    use crate::dlq::DlqEntry;
+    use crate::message::Job;
     use serde_json::json;
 
     fn request() -> Value {

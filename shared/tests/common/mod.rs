@@ -8,8 +8,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use graph_sim::{GraphSim, SimConfig};
 use mfa_preload_core::config::GraphSettings;
+use mfa_preload_core::dlq::MemoryDlq;
 use mfa_preload_core::graph::{ClientOptions, Credentials, GraphClient, LimiterConfig};
-use mfa_preload_core::worker::{InboundMessage, MemoryDlq, Worker, WorkerConfig};
+use mfa_preload_core::worker::{InboundMessage, Worker, WorkerConfig};
 use serde_json::{json, Value};
 
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
