@@ -45,7 +45,7 @@ impl Tally {
     }
 }
 
-/// The outcomes of SPEC section 6 (anything else is `rejected` or `failed`).
+/// The outcomes of README "Reading results" (anything else is `rejected` or `failed`).
 pub fn is_success(outcome: &str) -> bool {
     mfa_preload_core::Outcome::parse(outcome).is_some()
 }

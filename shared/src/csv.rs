@@ -1,4 +1,4 @@
-//! The CSV reader of SPEC section 2: streaming, constant memory, exact byte offsets.
+//! The CSV reader (README, "CSV format"): streaming, constant memory, exact byte offsets.
 //!
 //! Records are cut from the byte stream by a small quote-aware scanner (so the reader knows the
 //! absolute offset and line of every record, can resume a file from any record boundary, and never
@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
-/// The fields of a row (SPEC section 2).
+/// The fields of a row (README, "CSV format").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Field {
@@ -65,7 +65,7 @@ impl Field {
         }
     }
 
-    /// Accepted headers (SPEC section 2), besides the field's own name.
+    /// Accepted headers (README, "CSV format"), besides the field's own name.
     pub fn aliases(self) -> &'static [&'static str] {
         match self {
             Field::User => &["UPN", "UserPrincipalName", "User", "ObjectId", "Id"],

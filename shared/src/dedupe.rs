@@ -1,6 +1,6 @@
 //! Duplicate detection across a whole file, in bounded memory, across ingest continuations.
 //!
-//! Two rules span the file (SPEC section 2): a user's first row is the one processed, and every
+//! Two rules span the file (README, "CSV format"): a user's first row is the one processed, and every
 //! later row naming the same user (case-insensitively) is `duplicate_user_in_file`, even when the
 //! first row was itself rejected (fix that row, do not append another); and a mobile number asked
 //! for SMS sign-in by one accepted row cannot be asked for again (`sms_signin_number_not_unique`).

@@ -8,8 +8,19 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// JSON lines on stdout for Lambda (CloudWatch). Safe to call twice.
+/// Lines on stdout for Lambda (CloudWatch): JSON objects, or plain text when `LOG_FORMAT` is
+/// `text` (the template sets `json`; any other value is JSON). Safe to call twice.
 pub fn init_lambda() {
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    if format.trim().eq_ignore_ascii_case("text") {
+        let _ = tracing_subscriber::fmt()
+            .with_target(false)
+            .with_ansi(false)
+            .without_time()
+            .with_env_filter(filter())
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -1,4 +1,4 @@
-//! Masking of phone numbers for logs and human-readable details (SPEC section 6).
+//! Masking of phone numbers for logs and human-readable details (README, "Reading results").
 
 /// Masks the middle of a phone number: `+1 5555551234` -> `+1 555****234`.
 /// Keeps the country code, the first three and last three subscriber digits; anything short is

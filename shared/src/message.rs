@@ -126,7 +126,7 @@ pub struct Methods {
     pub email: Desired,
 }
 
-/// Policy flags of one request (SPEC section 2).
+/// Policy flags of one request (README, "CSV format").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {

@@ -1,5 +1,5 @@
 //! What to change for one user: a pure function from the current methods and the request to an
-//! ordered list of Graph writes (SPEC section 2).
+//! ordered list of Graph writes (README, "CSV format").
 
 use std::fmt;
 
@@ -214,17 +214,6 @@ impl Plan {
         }
     }
 
-    pub fn writes(&self) -> usize {
-        self.actions.len()
-    }
-
-    pub fn decision(&self, subject: Subject) -> Option<Outcome> {
-        self.decisions
-            .iter()
-            .find(|d| d.subject == subject)
-            .map(|d| d.outcome)
-    }
-
     /// `mobile=created alternateMobile=skipped_exists`: the per-method detail.
     pub fn describe(&self) -> String {
         describe_decisions(&self.decisions)
@@ -280,7 +269,7 @@ fn desired_phone(req: &Request, kind: PhoneType) -> &Desired {
     }
 }
 
-/// The plan for one user (SPEC section 2). Order: creates/updates (mobile, alternateMobile,
+/// The plan for one user (README, "CSV format"). Order: creates/updates (mobile, alternateMobile,
 /// office), email, SMS sign-in, default method, then deletes (alternateMobile and office before
 /// mobile). A rejected plan has no actions.
 pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {

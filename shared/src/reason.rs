@@ -1,4 +1,4 @@
-//! Machine reason codes (SPEC section 6) and per-row outcomes.
+//! Machine reason codes (README, "Reading results") and per-row outcomes.
 //!
 //! Every typed error in the library maps onto exactly one [`Reason`]; the code is what lands in the
 //! DLQ message attribute `reason`, in reports and in the CLI's results file.
@@ -90,7 +90,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// What happened to one user/row when it did not end in the DLQ (SPEC section 6).
+/// What happened to one user/row when it did not end in the DLQ (README, "Reading results").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -1,4 +1,4 @@
-//! App credentials (the secret JSON of SPEC section 4), the client assertion, and a cached,
+//! App credentials (the secret JSON in README, "Configuration"), the client assertion, and a cached,
 //! shared app-only token.
 //!
 //! Nothing here ever prints a private key, a PFX, its password or a token: [`Credentials`] and
@@ -215,7 +215,7 @@ fn pkcs8_der_to_pem(der: &[u8]) -> String {
 }
 
 impl Credentials {
-    /// Parses the secret JSON (either form of SPEC section 4) and warns when the certificate
+    /// Parses the secret JSON (either form in README, "Configuration") and warns when the certificate
     /// is expired or expires within [`EXPIRY_WARNING_DAYS`].
     pub fn from_secret_json(secret: &str) -> Result<Credentials, CredentialsError> {
         let value: serde_json::Value = serde_json::from_str(secret).map_err(|e| {

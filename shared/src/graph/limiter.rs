@@ -1,6 +1,6 @@
 //! Adaptive admission shared by every task using one [`crate::graph::GraphClient`].
 //!
-//! Graph's budget is not hard-coded (SPEC section 7): the limiter finds it from 429s and
+//! Graph's budget is not hard-coded (README, "Performance"): the limiter finds it from 429s and
 //! `Retry-After`. Two mechanisms work together:
 //!
 //! 1. **Concurrency (AIMD)**, in the manner of TCP congestion control: above the threshold each

@@ -13,126 +13,14 @@ use super::state::{
 };
 use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
-use crate::config::ConfigError;
-use crate::csv::ColumnMapping;
+use crate::config::IngestConfig;
 use crate::dedupe::Dedupe;
 use crate::message::Job;
-use crate::validate::Settings;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
-
-/// Settings of the ingest function (environment, SPEC section 4 plus the ingest's own).
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    pub queue_url: String,
-    pub dlq_url: String,
-    /// FIFO queue for continuation messages.
-    pub control_queue_url: String,
-    pub settings: Settings,
-    pub mapping: ColumnMapping,
-    /// Cap on the seconds one invocation works on a file (`INGEST_TIME_BUDGET_SECONDS`); the
-    /// Lambda deadline always applies.
-    pub time_budget: Option<Duration>,
-    /// Time kept before the deadline to flush, write the snapshot and hand over.
-    pub safety_margin: Duration,
-    /// Rows between progress records.
-    pub progress_rows: u64,
-    /// `SendMessageBatch` calls in flight.
-    pub max_in_flight: usize,
-    /// Attempts per batch and the first back-off between them, before an invocation gives up
-    /// and fails (it is retried from its progress record).
-    pub send_attempts: u32,
-    pub send_backoff: Duration,
-    /// How soon a failed continuation is tried again (`CONTINUATION_RETRY_SECONDS`, default 60):
-    /// its visibility is set to this instead of waiting out the control queue's visibility
-    /// timeout (6 x the function timeout).
-    pub continuation_retry: Duration,
-}
-
-impl IngestConfig {
-    pub fn from_lookup<F>(lookup: F) -> Result<IngestConfig, ConfigError>
-    where
-        F: Fn(&str) -> Option<String>,
-    {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let invalid = |name: &'static str, why: String| ConfigError::Invalid { var: name, why };
-        let default_country = match lookup("DEFAULT_COUNTRY").filter(|v| !v.trim().is_empty()) {
-            None => None,
-            Some(c) => Some(
-                crate::phone::parse_country(&c)
-                    .map_err(|e| invalid("DEFAULT_COUNTRY", e.to_string()))?,
-            ),
-        };
-        let mapping = match lookup("COLUMN_MAPPING").filter(|v| !v.trim().is_empty()) {
-            None => ColumnMapping::default(),
-            Some(m) => ColumnMapping::from_env_value(&m)
-                .map_err(|e| invalid("COLUMN_MAPPING", e.to_string()))?,
-        };
-        let seconds = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(|s| Some(Duration::from_secs_f64(s)))
-                    .ok_or_else(|| {
-                        invalid(name, format!("{v:?} is not a positive number of seconds"))
-                    }),
-            }
-        };
-        Ok(IngestConfig {
-            queue_url: required("QUEUE_URL")?,
-            dlq_url: required("DLQ_URL")?,
-            control_queue_url: required("CONTROL_QUEUE_URL")?,
-            settings: Settings { default_country },
-            mapping,
-            time_budget: seconds("INGEST_TIME_BUDGET_SECONDS")?,
-            safety_margin: seconds("INGEST_SAFETY_MARGIN_SECONDS")?
-                .unwrap_or(Duration::from_secs(60)),
-            progress_rows: 5_000,
-            max_in_flight: match lookup("INGEST_MAX_IN_FLIGHT").filter(|v| !v.trim().is_empty()) {
-                None => 16,
-                Some(v) => v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .ok_or_else(|| {
-                        invalid(
-                            "INGEST_MAX_IN_FLIGHT",
-                            format!("{v:?} is not a whole number from 1 to 256"),
-                        )
-                    })?,
-            },
-            send_attempts: 8,
-            send_backoff: Duration::from_millis(100),
-            continuation_retry: match seconds("CONTINUATION_RETRY_SECONDS")? {
-                None => Duration::from_secs(60),
-                // SQS allows visibility timeouts up to 12 hours.
-                Some(d) if d <= Duration::from_secs(43_200) => d,
-                Some(_) => {
-                    return Err(invalid(
-                        "CONTINUATION_RETRY_SECONDS",
-                        "at most 43200 (SQS's longest visibility timeout)".into(),
-                    ))
-                }
-            },
-        })
-    }
-
-    pub fn from_env() -> Result<IngestConfig, ConfigError> {
-        IngestConfig::from_lookup(|k| std::env::var(k).ok())
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum IngestError {

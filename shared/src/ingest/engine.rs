@@ -629,10 +629,6 @@ impl<S: Source, K: Sink> Engine<S, K> {
         self.cursor
     }
 
-    pub fn flushed(&self) -> Cursor {
-        self.flushed
-    }
-
     pub fn data_start_row(&self) -> u64 {
         self.data_start_row
     }

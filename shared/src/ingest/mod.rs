@@ -11,9 +11,11 @@ pub mod engine;
 pub mod sqs_sink;
 pub mod state;
 
+/// The function's settings live with all configuration ([`crate::config`]).
+pub use crate::config::IngestConfig;
 pub use driver::{
-    deadline_from_epoch_ms, decode_event_key, FileOutcome, Ingest, IngestConfig, IngestError,
-    S3Source, S3Sources, SourceFactory,
+    deadline_from_epoch_ms, decode_event_key, FileOutcome, Ingest, IngestError, S3Source,
+    S3Sources, SourceFactory,
 };
 pub use engine::{
     run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,

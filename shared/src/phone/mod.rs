@@ -1,4 +1,4 @@
-//! Phone numbers (SPEC section 3): messy input -> Graph's `+CC NUMBER[xEXT]`, validated against
+//! Phone numbers (README, "CSV format"): messy input -> Graph's `+CC NUMBER[xEXT]`, validated against
 //! libphonenumber's metadata (the `phonenumber` crate).
 //!
 //! Accepted shapes: `+31 6 1234 5678`, `+310612345678` (a trunk `0` kept after the country code),

@@ -1,4 +1,4 @@
-//! Building the worker from its environment (SPEC section 4): the credentials secret from Secrets
+//! Building the worker from its environment (README, "Configuration"): the credentials secret from Secrets
 //! Manager, the Graph endpoints, the SQS dead-letter queue and the tuning variables. The Lambda
 //! binary calls [`build_from_env`] once per execution environment; tests call
 //! [`build_from_lookup`] with their own variables.
@@ -21,7 +21,7 @@ use crate::aws::clients::{secrets_client, sqs_client};
 use crate::aws::dlq::SqsDlq;
 use crate::aws::secrets::{get_secret_string, SecretError};
 use crate::aws::work_queue::SqsWorkQueue;
-use crate::config::{ConfigError, GraphSettings};
+use crate::config::{ConfigError, Env, GraphSettings};
 use crate::graph::auth::CredentialsReloader;
 use crate::graph::{
     CertificateExpiry, ClientOptions, ConfigFault, Credentials, Feature, GraphClient,
@@ -36,16 +36,6 @@ use crate::worker::{ClientSource, Worker, WorkerConfig};
 pub enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-}
-
-fn required<F>(lookup: &F, var: &'static str) -> Result<String, ConfigError>
-where
-    F: Fn(&str) -> Option<String>,
-{
-    lookup(var)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .ok_or(ConfigError::Missing(var))
 }
 
 /// Reads the credentials secret again when the token endpoint refuses the certificate (it may
@@ -149,11 +139,10 @@ pub async fn build_with_options<F>(
 where
     F: Fn(&str) -> Option<String>,
 {
-    let secret_id = required(&lookup, "CREDENTIALS_SECRET_ID")?;
-    let dlq_url = required(&lookup, "DLQ_URL")?;
-    let queue_url = lookup("QUEUE_URL")
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty());
+    let env = Env(&lookup);
+    let secret_id = env.required("CREDENTIALS_SECRET_ID")?;
+    let dlq_url = env.required("DLQ_URL")?;
+    let queue_url = env.get("QUEUE_URL");
     let settings = GraphSettings::from_lookup(&lookup)?;
     let config = WorkerConfig::from_lookup(&lookup)?;
     let protected = ProtectedUsers::from_lookup(&lookup)?;

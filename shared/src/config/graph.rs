@@ -1,29 +1,8 @@
-//! Configuration read from the environment (SPEC section 4).
-//!
-//! Every reader takes a lookup closure (`Fn(&str) -> Option<String>`) so it can be tested without
-//! touching the process environment; `from_env` wrappers pass `std::env::var`.
+//! Where Graph and its token endpoint live: `GRAPH_CLOUD`, `GRAPH_BASE_URL`, `LOGIN_BASE_URL`.
 
 use std::fmt;
 
-/// An unusable configuration value. Values of these variables are not secret and are echoed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("GRAPH_CLOUD is '{0}': expected one of global, usgov, usgovdod, china")]
-    UnknownCloud(String),
-    #[error("{var} is '{value}': {why} (expected scheme and host only, e.g. {example})")]
-    InvalidBaseUrl {
-        var: &'static str,
-        value: String,
-        why: String,
-        example: &'static str,
-    },
-    #[error("{var} is '{value}': expected a positive whole number")]
-    InvalidNumber { var: &'static str, value: String },
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{var}: {why}")]
-    Invalid { var: &'static str, why: String },
-}
+use super::{ConfigError, Env};
 
 /// The national cloud whose Graph and login endpoints are used (`GRAPH_CLOUD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,7 +105,8 @@ impl GraphSettings {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let env = Env(lookup);
+        let get = |k: &str| env.get(k);
         let cloud = match get("GRAPH_CLOUD") {
             Some(v) => GraphCloud::parse(&v)?,
             None => GraphCloud::Global,

@@ -29,10 +29,10 @@ pub mod protected;
 pub mod redrive;
 pub mod setup;
 
-pub mod config;
 pub mod queue;
 
-pub use config::{WorkerConfig, MAX_VISIBILITY};
+/// The engine's settings live with all configuration ([`crate::config`]).
+pub use crate::config::{WorkerConfig, MAX_VISIBILITY};
 pub use queue::{MemoryQueue, NoQueue, QueueError, QueuePort, Requeued, FIRST_SENT_ATTRIBUTE};
 pub use setup::{build_from_env, build_from_lookup, build_with_options, SetupError};
 

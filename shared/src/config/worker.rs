@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use super::{ConfigError, Env};
 
 /// Worker tuning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,48 +37,27 @@ impl Default for WorkerConfig {
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
 
 impl WorkerConfig {
-    /// `WORKER_CONCURRENCY` and `MAX_RECEIVE_COUNT` (positive integers), defaults otherwise.
+    /// `WORKER_CONCURRENCY` (1-10000), `MAX_RECEIVE_COUNT` (1-1000),
+    /// `USER_NOT_FOUND_RETRY_SECONDS` (0-43200) and `CONFIGURATION_FAULT_RETRY_SECONDS`
+    /// (1-43200, whole seconds); defaults otherwise.
     pub fn from_lookup<F>(lookup: F) -> Result<WorkerConfig, ConfigError>
     where
         F: Fn(&str) -> Option<String>,
     {
+        let env = Env(lookup);
+        let max_visibility = MAX_VISIBILITY.as_secs();
         let mut c = WorkerConfig::default();
-        let num = |var: &'static str| -> Result<Option<u32>, ConfigError> {
-            match lookup(var).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(v) => match v.trim().parse::<u32>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => Err(ConfigError::InvalidNumber { var, value: v }),
-                },
-            }
-        };
-        if let Some(n) = num("WORKER_CONCURRENCY")? {
+        if let Some(n) = env.whole("WORKER_CONCURRENCY", 1..=10_000)? {
             c.concurrency = n as usize;
         }
-        if let Some(n) = num("MAX_RECEIVE_COUNT")? {
-            c.max_receive_count = n;
+        if let Some(n) = env.whole("MAX_RECEIVE_COUNT", 1..=1_000)? {
+            c.max_receive_count = n as u32;
         }
-        if let Some(v) = lookup("USER_NOT_FOUND_RETRY_SECONDS").filter(|v| !v.trim().is_empty()) {
-            match v.trim().parse::<u64>() {
-                Ok(n) if n <= MAX_VISIBILITY.as_secs() => {
-                    c.user_not_found_retry = Duration::from_secs(n)
-                }
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: "USER_NOT_FOUND_RETRY_SECONDS",
-                        why: format!("'{v}' is not a whole number of seconds from 0 to 43200"),
-                    })
-                }
-            }
+        if let Some(n) = env.whole("USER_NOT_FOUND_RETRY_SECONDS", 0..=max_visibility)? {
+            c.user_not_found_retry = Duration::from_secs(n);
         }
-        if let Some(n) = num("CONFIGURATION_FAULT_RETRY_SECONDS")? {
-            if u64::from(n) > MAX_VISIBILITY.as_secs() {
-                return Err(ConfigError::Invalid {
-                    var: "CONFIGURATION_FAULT_RETRY_SECONDS",
-                    why: format!("{n} is more than SQS's longest visibility, 43200"),
-                });
-            }
-            c.config_fault_retry = Duration::from_secs(u64::from(n));
+        if let Some(n) = env.whole("CONFIGURATION_FAULT_RETRY_SECONDS", 1..=max_visibility)? {
+            c.config_fault_retry = Duration::from_secs(n);
         }
         Ok(c)
     }
