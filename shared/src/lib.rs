@@ -45,6 +45,8 @@ pub mod worker;
 pub mod aws;
 /// Microsoft Graph: token, limiter, endpoints.
 pub mod graph;
+/// What the Lambda entry glue shares: event sources, S3 keys, deadlines.
+pub mod lambda;
 /// Log set-up for Lambda and the CLI.
 pub mod logging;
 /// CloudWatch embedded-metric lines.

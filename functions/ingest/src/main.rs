@@ -4,7 +4,8 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use mfa_preload_core::aws::clients::{load_sdk_config, s3_client};
 use mfa_preload_core::aws::s3::ObjectStore;
-use mfa_preload_core::ingest::{deadline_from_epoch_ms, Ingest, IngestConfig};
+use mfa_preload_core::ingest::{Ingest, IngestConfig};
+use mfa_preload_core::lambda::deadline_from_epoch_ms;
 use serde_json::Value;
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use mfa_preload_core::aws::clients::load_sdk_config;
-use mfa_preload_core::ingest::deadline_from_epoch_ms;
+use mfa_preload_core::lambda::deadline_from_epoch_ms;
 use mfa_preload_core::worker::{build_from_env, Worker};
 
 async fn handle(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {

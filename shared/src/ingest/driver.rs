@@ -15,11 +15,12 @@ use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
 use crate::config::IngestConfig;
 use crate::dedupe::Dedupe;
+use crate::lambda::{decode_event_key, unix_ms as now_ms};
 use crate::message::Job;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -117,21 +118,6 @@ pub struct Ingest<F: SourceFactory = S3Sources> {
     sources: F,
     config: IngestConfig,
     owner: String,
-}
-
-/// Keys in S3 events are URL-encoded with `+` for space.
-pub fn decode_event_key(raw: &str) -> String {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Ingest<S3Sources> {
@@ -238,13 +224,7 @@ impl<F: SourceFactory> Ingest<F> {
         event: serde_json::Value,
         deadline: Instant,
     ) -> Result<serde_json::Value, IngestError> {
-        let source = event
-            .get("Records")
-            .and_then(|r| r.get(0))
-            .and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource")))
-            .and_then(|s| s.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let source = crate::lambda::event_source(&event).to_string();
         if source == "aws:sqs" {
             let sqs: SqsEvent =
                 serde_json::from_value(event).map_err(|e| IngestError::Malformed(e.to_string()))?;
@@ -894,10 +874,4 @@ impl<F: SourceFactory> Ingest<F> {
             }
         }
     }
-}
-
-/// The Lambda context's deadline (ms since the epoch) as an `Instant`.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let now = now_ms();
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now))
 }

@@ -13,10 +13,7 @@ pub mod state;
 
 /// The function's settings live with all configuration ([`crate::config`]).
 pub use crate::config::IngestConfig;
-pub use driver::{
-    deadline_from_epoch_ms, decode_event_key, FileOutcome, Ingest, IngestError, S3Source,
-    S3Sources, SourceFactory,
-};
+pub use driver::{FileOutcome, Ingest, IngestError, S3Source, S3Sources, SourceFactory};
 pub use engine::{
     run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,
     FilterSize, MemorySink, Opened, Pass, Sink, Source, SourceError, Tag,

@@ -48,6 +48,7 @@ use crate::apply::{apply, UserResult};
 use crate::dlq::{attributes as dlq_attributes, DlqEntry, DlqPort};
 use crate::graph::error::ConfigFault;
 use crate::graph::GraphClient;
+use crate::lambda::unix_ms;
 use crate::mask::mask_numbers_in_text;
 use crate::message::{is_user_id, parse_request, Job, Request, MESSAGE_VERSION};
 use crate::reason::{Outcome, Reason};
@@ -57,12 +58,6 @@ pub const STAGE: &str = "worker";
 /// Time kept before the invocation's deadline to answer, and to dead-letter what ran out of time
 /// on its last receive.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// One queue message as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
