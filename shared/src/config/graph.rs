@@ -127,7 +127,7 @@ impl GraphSettings {
     }
 
     /// `{login}/{tenant}/oauth2/v2.0/token`; `tenant` must already be validated (see
-    /// [`crate::graph::auth::Credentials`]).
+    /// [`crate::graph::Credentials`]).
     pub fn token_url(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.login_base_url)
     }

@@ -10,11 +10,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::config::GraphSettings;
-use crate::graph::auth::{Credentials, TokenProvider};
+use crate::graph::credentials::Credentials;
 use crate::graph::error::{ConfigFault, GraphError};
 use crate::graph::limiter::{AdaptiveLimiter, LimiterConfig};
 use crate::graph::permissions::Feature;
 use crate::graph::retry::{backoff_delay, describe_reqwest_error, parse_retry_after};
+use crate::graph::token::TokenProvider;
 use crate::mask::mask_numbers_in_text;
 
 /// Everything but RFC 3986 unreserved characters is percent-encoded in a path segment.

@@ -2,8 +2,8 @@
 //! throttling, and the authentication-method endpoints the product uses.
 
 pub mod aadsts;
-pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod email_methods;
 pub mod error;
 pub mod limiter;
@@ -11,13 +11,11 @@ pub mod permissions;
 pub mod phone_methods;
 pub mod retry;
 pub mod sign_in_preferences;
+pub mod token;
 pub mod users;
 
-pub use auth::{
-    AccessToken, CertificateExpiry, Credentials, CredentialsError, TokenProvider,
-    EXPIRY_WARNING_DAYS,
-};
 pub use client::{ClientOptions, ClientStats, GraphClient};
+pub use credentials::{CertificateExpiry, Credentials, CredentialsError, EXPIRY_WARNING_DAYS};
 pub use email_methods::{EmailMethod, EMAIL_METHOD_ID};
 pub use error::{ConfigFault, GraphError, TokenError};
 pub use limiter::{AdaptiveLimiter, LimiterConfig};
@@ -26,4 +24,5 @@ pub use phone_methods::{
     PhoneMethod, PhoneType, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };
 pub use sign_in_preferences::SignInPreferences;
+pub use token::{AccessToken, TokenProvider};
 pub use users::{DirectoryUser, UsersPage};

@@ -22,7 +22,7 @@ use crate::aws::dlq::SqsDlq;
 use crate::aws::secrets::{get_secret_string, SecretError};
 use crate::aws::work_queue::SqsWorkQueue;
 use crate::config::{ConfigError, Env, GraphSettings};
-use crate::graph::auth::CredentialsReloader;
+use crate::graph::token::CredentialsReloader;
 use crate::graph::{
     CertificateExpiry, ClientOptions, ConfigFault, Credentials, Feature, GraphClient,
 };
