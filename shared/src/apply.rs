@@ -10,7 +10,7 @@
 
 use crate::graph::error::{ConfigFault, GraphError};
 use crate::graph::permissions::Feature;
-use crate::graph::phone_methods::PhoneType;
+use crate::graph::phone_methods::{PhoneType, SmsSignInState};
 use crate::graph::GraphClient;
 use crate::message::{Request, SmsSignIn};
 use crate::plan::{
@@ -164,16 +164,6 @@ fn set_decision(decisions: &mut Vec<Decision>, subject: Subject, outcome: Outcom
     }
 }
 
-fn is_ready(state: Option<&str>) -> bool {
-    state.is_some_and(|s| s.eq_ignore_ascii_case("ready"))
-}
-
-fn is_enabled(state: Option<&str>) -> bool {
-    state.is_some_and(|s| {
-        s.eq_ignore_ascii_case("ready") || s.eq_ignore_ascii_case("phoneNumberNotUnique")
-    })
-}
-
 struct Run<'a> {
     client: &'a GraphClient,
     req: &'a Request,
@@ -181,7 +171,7 @@ struct Run<'a> {
     done: Vec<String>,
     notes: Vec<String>,
     /// `smsSignInState` of a mobile created in this run.
-    fresh_mobile_state: Option<Option<String>>,
+    fresh_mobile_state: Option<Option<SmsSignInState>>,
     email_id: String,
     /// Graph refused SMS sign-in for the mobile's number (another user holds it): the
     /// rejection the row ends with if it asked for SMS sign-in.
@@ -193,11 +183,8 @@ impl Run<'_> {
         &self.req.user
     }
 
-    fn note_mobile_state(&mut self, state: Option<String>) {
-        if state
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("phoneNumberNotUnique"))
-        {
+    fn note_mobile_state(&mut self, state: Option<SmsSignInState>) {
+        if state == Some(SmsSignInState::PhoneNumberNotUnique) {
             self.note_sms_conflict(GraphError::SmsSigninNumberNotUnique {
                 message: "Graph reports smsSignInState phoneNumberNotUnique for the new mobile"
                     .into(),
@@ -465,7 +452,7 @@ impl Run<'_> {
             },
             Action::EnableSmsSignIn => {
                 if let Some(state) = &self.fresh_mobile_state {
-                    if is_ready(state.as_deref()) {
+                    if state.as_ref().is_some_and(SmsSignInState::is_ready) {
                         // Policy enabled it when the mobile was created.
                         set_decision(&mut self.decisions, Subject::SmsSignIn, Outcome::Unchanged);
                         return Ok(());
@@ -490,7 +477,7 @@ impl Run<'_> {
             }
             Action::DisableSmsSignIn => {
                 if let Some(state) = &self.fresh_mobile_state {
-                    if !is_enabled(state.as_deref()) {
+                    if !state.as_ref().is_some_and(SmsSignInState::is_enabled) {
                         set_decision(&mut self.decisions, Subject::SmsSignIn, Outcome::Unchanged);
                         return Ok(());
                     }

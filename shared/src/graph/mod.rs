@@ -21,7 +21,8 @@ pub use error::{ConfigFault, GraphError, TokenError};
 pub use limiter::{AdaptiveLimiter, LimiterConfig};
 pub use permissions::Feature;
 pub use phone_methods::{
-    PhoneMethod, PhoneType, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
+    PhoneMethod, PhoneType, SmsSignInState, ALTERNATE_MOBILE_METHOD_ID, MOBILE_METHOD_ID,
+    OFFICE_METHOD_ID,
 };
 pub use sign_in_preferences::SignInPreferences;
 pub use token::{AccessToken, TokenProvider};

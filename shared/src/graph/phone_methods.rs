@@ -68,7 +68,64 @@ pub struct PhoneMethod {
     #[serde(default)]
     pub phone_type: Option<String>,
     #[serde(default)]
-    pub sms_sign_in_state: Option<String>,
+    pub sms_sign_in_state: Option<SmsSignInState>,
+}
+
+/// A mobile method's `smsSignInState`, as Graph's `phoneAuthenticationMethod` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum SmsSignInState {
+    /// SMS sign-in is on.
+    Ready,
+    /// On, but another user holds the number for SMS sign-in, so it does not work for this one.
+    PhoneNumberNotUnique,
+    /// Off.
+    NotEnabled,
+    /// The tenant's SMS sign-in policy does not include the user.
+    NotAllowedByPolicy,
+    /// The method type cannot do SMS sign-in (alternate mobile, office).
+    NotSupported,
+    /// The user's SMS sign-in is not configured.
+    NotConfigured,
+    /// A value this client does not know (Graph's `unknownFutureValue` and later ones).
+    Other(String),
+}
+
+impl SmsSignInState {
+    pub fn parse(s: &str) -> SmsSignInState {
+        let known = [
+            ("ready", SmsSignInState::Ready),
+            ("phoneNumberNotUnique", SmsSignInState::PhoneNumberNotUnique),
+            ("notEnabled", SmsSignInState::NotEnabled),
+            ("notAllowedByPolicy", SmsSignInState::NotAllowedByPolicy),
+            ("notSupported", SmsSignInState::NotSupported),
+            ("notConfigured", SmsSignInState::NotConfigured),
+        ];
+        known
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(s.trim()))
+            .map_or_else(|| SmsSignInState::Other(s.to_string()), |(_, v)| v)
+    }
+
+    /// SMS sign-in works for the user.
+    pub fn is_ready(&self) -> bool {
+        *self == SmsSignInState::Ready
+    }
+
+    /// SMS sign-in is switched on (`ready`, or `phoneNumberNotUnique`, which Graph reports for
+    /// an enabled number that another user also has): disabling it is a write.
+    pub fn is_enabled(&self) -> bool {
+        matches!(
+            self,
+            SmsSignInState::Ready | SmsSignInState::PhoneNumberNotUnique
+        )
+    }
+}
+
+impl From<String> for SmsSignInState {
+    fn from(s: String) -> SmsSignInState {
+        SmsSignInState::parse(&s)
+    }
 }
 
 impl PhoneMethod {
@@ -205,5 +262,38 @@ impl GraphClient {
         })
         .await
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sms_sign_in_states_are_read_from_graph_json() {
+        let m: PhoneMethod = serde_json::from_str(
+            r#"{"id":"3179e48a-750b-4051-897c-87b9720928f7","phoneNumber":"+31 612345678","phoneType":"mobile","smsSignInState":"phoneNumberNotUnique"}"#,
+        )
+        .unwrap();
+        let state = m.sms_sign_in_state.unwrap();
+        assert_eq!(state, SmsSignInState::PhoneNumberNotUnique);
+        assert!(state.is_enabled() && !state.is_ready());
+        assert!(SmsSignInState::parse("READY").is_ready());
+        for off in [
+            "notEnabled",
+            "notAllowedByPolicy",
+            "notSupported",
+            "notConfigured",
+        ] {
+            let s = SmsSignInState::parse(off);
+            assert!(
+                !s.is_enabled() && !matches!(s, SmsSignInState::Other(_)),
+                "{off}"
+            );
+        }
+        assert_eq!(
+            SmsSignInState::parse("unknownFutureValue"),
+            SmsSignInState::Other("unknownFutureValue".into())
+        );
     }
 }

@@ -1,0 +1,597 @@
+//! The plan's cases: current methods and a request in, decisions and writes out.
+
+use super::*;
+use crate::message::{Job, Methods, Policy, MESSAGE_VERSION};
+
+const M1: &str = "+1 5555551234";
+const M2: &str = "+1 5555559999";
+const A1: &str = "+44 7700900123";
+const O1: &str = "+31 201234567";
+
+fn d(v: Option<&str>) -> Desired {
+    Some(v.map(str::to_string))
+}
+
+fn req(methods: Methods, forced_update: bool, forced_removal: bool) -> Request {
+    Request {
+        v: MESSAGE_VERSION,
+        job: Job::Producer {
+            producer: "test".into(),
+            id: None,
+        },
+        row: Some(2),
+        user: "u@contoso.com".into(),
+        methods,
+        policy: Policy {
+            forced_update,
+            forced_removal,
+        },
+        sms_sign_in: None,
+        default_method: None,
+    }
+}
+
+fn cur(mobile: Option<&str>, alt: Option<&str>, office: Option<&str>) -> CurrentMethods {
+    CurrentMethods {
+        mobile: mobile.map(str::to_string),
+        alternate_mobile: alt.map(str::to_string),
+        office: office.map(str::to_string),
+        ..CurrentMethods::default()
+    }
+}
+
+fn labels(p: &Plan) -> Vec<String> {
+    p.actions.iter().map(Action::label).collect()
+}
+
+/// (name, current, desired mobile, forcedUpdate, forcedRemoval, expected actions, expected outcome)
+#[test]
+fn mobile_semantics_table() {
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Desired,
+        bool,
+        bool,
+        Vec<&'static str>,
+        Result<Outcome, Reason>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "absent+value=create",
+            None,
+            d(Some(M1)),
+            false,
+            false,
+            vec!["mobile:create(+1 555****234)"],
+            Ok(Outcome::Created),
+        ),
+        (
+            "same=nothing",
+            Some(M1),
+            d(Some(M1)),
+            false,
+            false,
+            vec![],
+            Ok(Outcome::Unchanged),
+        ),
+        (
+            "same other format=nothing",
+            Some("+15555551234"),
+            d(Some(M1)),
+            true,
+            true,
+            vec![],
+            Ok(Outcome::Unchanged),
+        ),
+        (
+            "different no force=skip",
+            Some(M2),
+            d(Some(M1)),
+            false,
+            true,
+            vec![],
+            Ok(Outcome::SkippedExists),
+        ),
+        (
+            "different force=update",
+            Some(M2),
+            d(Some(M1)),
+            true,
+            false,
+            vec!["mobile:update(+1 555****234)"],
+            Ok(Outcome::Updated),
+        ),
+        (
+            "empty present no force=nothing",
+            Some(M1),
+            d(None),
+            true,
+            false,
+            vec![],
+            Ok(Outcome::Unchanged),
+        ),
+        (
+            "empty present force=delete",
+            Some(M1),
+            d(None),
+            false,
+            true,
+            vec!["mobile:delete"],
+            Ok(Outcome::Deleted),
+        ),
+        (
+            "empty absent=nothing",
+            None,
+            d(None),
+            true,
+            true,
+            vec![],
+            Ok(Outcome::Unchanged),
+        ),
+        (
+            "not managed=nothing",
+            Some(M1),
+            None,
+            true,
+            true,
+            vec![],
+            Ok(Outcome::Unchanged),
+        ),
+        (
+            "extension differs=update",
+            Some("+1 5555551234x1"),
+            d(Some("+1 5555551234x2")),
+            true,
+            false,
+            vec!["mobile:update(+1 555****234)"],
+            Ok(Outcome::Updated),
+        ),
+    ];
+    for (name, current, desired, fu, fr, actions, outcome) in cases {
+        let r = req(
+            Methods {
+                mobile: desired,
+                ..Methods::default()
+            },
+            fu,
+            fr,
+        );
+        let p = plan(&cur(current, None, None), &r);
+        assert_eq!(labels(&p), actions, "{name}");
+        assert_eq!(p.outcome().map_err(|r| r.reason), outcome, "{name}");
+    }
+}
+
+#[test]
+fn email_semantics_table() {
+    type Case<'a> = (Option<&'a str>, Desired, bool, bool, Vec<&'a str>, Outcome);
+    let cases: Vec<Case> = vec![
+        (
+            None,
+            d(Some("a@x.com")),
+            false,
+            false,
+            vec!["email:create(a***@x.com)"],
+            Outcome::Created,
+        ),
+        (
+            Some("A@X.com"),
+            d(Some("a@x.com")),
+            false,
+            false,
+            vec![],
+            Outcome::Unchanged,
+        ),
+        (
+            Some("b@x.com"),
+            d(Some("a@x.com")),
+            false,
+            false,
+            vec![],
+            Outcome::SkippedExists,
+        ),
+        (
+            Some("b@x.com"),
+            d(Some("a@x.com")),
+            true,
+            false,
+            vec!["email:update(a***@x.com)"],
+            Outcome::Updated,
+        ),
+        (
+            Some("b@x.com"),
+            d(None),
+            false,
+            true,
+            vec!["email:delete"],
+            Outcome::Deleted,
+        ),
+        (
+            Some("b@x.com"),
+            d(None),
+            false,
+            false,
+            vec![],
+            Outcome::Unchanged,
+        ),
+        (
+            Some("b@x.com"),
+            None,
+            true,
+            true,
+            vec![],
+            Outcome::Unchanged,
+        ),
+    ];
+    for (current, desired, fu, fr, actions, outcome) in cases {
+        let r = req(
+            Methods {
+                email: desired.clone(),
+                ..Methods::default()
+            },
+            fu,
+            fr,
+        );
+        let c = CurrentMethods {
+            email: current.map(str::to_string),
+            ..CurrentMethods::default()
+        };
+        let p = plan(&c, &r);
+        assert_eq!(labels(&p), actions, "{current:?} {desired:?}");
+        assert_eq!(p.outcome(), Ok(outcome), "{current:?} {desired:?}");
+    }
+}
+
+#[test]
+fn mobile_goes_before_alternate_and_office() {
+    let r = req(
+        Methods {
+            mobile: d(Some(M1)),
+            alternate_mobile: d(Some(A1)),
+            office: d(Some(O1)),
+            email: None,
+        },
+        false,
+        false,
+    );
+    let p = plan(&CurrentMethods::default(), &r);
+    assert_eq!(
+        labels(&p),
+        vec![
+            "mobile:create(+1 555****234)",
+            "alternateMobile:create(+44 770****123)",
+            "office:create(+31 201***567)"
+        ]
+    );
+    assert_eq!(p.outcome(), Ok(Outcome::Created));
+    assert_eq!(
+        p.describe(),
+        "mobile=created alternateMobile=created office=created"
+    );
+}
+
+#[test]
+fn alternate_requires_mobile() {
+    // Alternate given, no mobile anywhere.
+    let r = req(
+        Methods {
+            alternate_mobile: d(Some(A1)),
+            ..Methods::default()
+        },
+        false,
+        false,
+    );
+    let p = plan(&CurrentMethods::default(), &r);
+    assert_eq!(
+        p.outcome().unwrap_err().reason,
+        Reason::AlternateRequiresMobile
+    );
+    assert!(p.actions.is_empty());
+    // Alternate given, mobile exists: fine.
+    let p = plan(&cur(Some(M1), None, None), &r);
+    assert_eq!(labels(&p), vec!["alternateMobile:create(+44 770****123)"]);
+    // Deleting the mobile while the alternate stays.
+    let r = req(
+        Methods {
+            mobile: d(None),
+            ..Methods::default()
+        },
+        false,
+        true,
+    );
+    let p = plan(&cur(Some(M1), Some(A1), None), &r);
+    let rej = p.outcome().unwrap_err();
+    assert_eq!(rej.reason, Reason::AlternateRequiresMobile);
+    assert!(rej.detail.contains("cannot be removed"));
+    assert!(p.actions.is_empty());
+    // Deleting both: alternate first.
+    let r = req(
+        Methods {
+            mobile: d(None),
+            alternate_mobile: d(None),
+            ..Methods::default()
+        },
+        false,
+        true,
+    );
+    let p = plan(&cur(Some(M1), Some(A1), None), &r);
+    assert_eq!(labels(&p), vec!["alternateMobile:delete", "mobile:delete"]);
+    assert_eq!(p.outcome(), Ok(Outcome::Deleted));
+    // An existing alternate without mobile is left alone if the request does not manage them.
+    let r = req(
+        Methods {
+            office: d(Some(O1)),
+            ..Methods::default()
+        },
+        false,
+        false,
+    );
+    let p = plan(&cur(None, Some(A1), None), &r);
+    assert_eq!(labels(&p), vec!["office:create(+31 201***567)"]);
+    // Managing the alternate (even unchanged) with no mobile is rejected.
+    let r = req(
+        Methods {
+            alternate_mobile: d(Some(A1)),
+            ..Methods::default()
+        },
+        false,
+        false,
+    );
+    let p = plan(&cur(None, Some(A1), None), &r);
+    assert_eq!(
+        p.outcome().unwrap_err().reason,
+        Reason::AlternateRequiresMobile
+    );
+    // ...but the mobile given with it fixes it.
+    let r = req(
+        Methods {
+            mobile: d(Some(M1)),
+            ..Methods::default()
+        },
+        false,
+        false,
+    );
+    let p = plan(&cur(None, Some(A1), None), &r);
+    assert_eq!(labels(&p), vec!["mobile:create(+1 555****234)"]);
+}
+
+#[test]
+fn default_method_conflicts() {
+    let mut c = cur(Some(M1), None, Some(O1));
+    c.default_method = Some("sms".into());
+    let r = req(
+        Methods {
+            mobile: d(None),
+            ..Methods::default()
+        },
+        false,
+        true,
+    );
+    let p = plan(&c, &r);
+    let rej = p.outcome().unwrap_err();
+    assert_eq!(rej.reason, Reason::DefaultMethodConflict);
+    assert!(rej.detail.contains("'sms'"));
+    assert!(p.actions.is_empty());
+    // Deleting the office is fine while the default is sms.
+    let r = req(
+        Methods {
+            office: d(None),
+            ..Methods::default()
+        },
+        false,
+        true,
+    );
+    assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
+    // voiceOffice protects the office.
+    c.default_method = Some("voiceOffice".into());
+    assert_eq!(
+        plan(&c, &r).outcome().unwrap_err().reason,
+        Reason::DefaultMethodConflict
+    );
+    // Moving the default away first makes the delete possible: PATCH before DELETE.
+    let mut r2 = r.clone();
+    r2.default_method = Some(DefaultMethod::VoiceMobile);
+    assert_eq!(
+        labels(&plan(&c, &r2)),
+        vec!["defaultMethod:set(voiceMobile)", "office:delete"]
+    );
+    // Unknown default: left to Graph.
+    c.default_method = None;
+    assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
+}
+
+#[test]
+fn sms_sign_in() {
+    let mut r = req(Methods::default(), false, false);
+    r.sms_sign_in = Some(SmsSignIn::Enable);
+    // No mobile at all.
+    let p = plan(&CurrentMethods::default(), &r);
+    assert_eq!(p.outcome().unwrap_err().reason, Reason::InvalidRow);
+    // Mobile present, not enabled.
+    let mut c = cur(Some(M1), None, None);
+    c.sms_sign_in_state = Some(SmsSignInState::NotEnabled);
+    let p = plan(&c, &r);
+    assert_eq!(labels(&p), vec!["smsSignIn:enable"]);
+    assert_eq!(p.outcome(), Ok(Outcome::Updated));
+    // Already ready: nothing.
+    c.sms_sign_in_state = Some(SmsSignInState::Ready);
+    let p = plan(&c, &r);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.outcome(), Ok(Outcome::Unchanged));
+    // Created together with the mobile: after it.
+    r.methods.mobile = d(Some(M1));
+    let p = plan(&CurrentMethods::default(), &r);
+    assert_eq!(
+        labels(&p),
+        vec!["mobile:create(+1 555****234)", "smsSignIn:enable"]
+    );
+    assert_eq!(p.outcome(), Ok(Outcome::Created));
+    // Disable: only when enabled.
+    r.methods.mobile = None;
+    r.sms_sign_in = Some(SmsSignIn::Disable);
+    assert_eq!(labels(&plan(&c, &r)), vec!["smsSignIn:disable"]);
+    c.sms_sign_in_state = Some(SmsSignInState::NotEnabled);
+    assert!(plan(&c, &r).actions.is_empty());
+    assert!(plan(&CurrentMethods::default(), &r).actions.is_empty());
+}
+
+#[test]
+fn default_method_only_when_different() {
+    let mut r = req(Methods::default(), false, false);
+    r.default_method = Some(DefaultMethod::VoiceMobile);
+    let mut c = cur(Some(M1), None, None);
+    c.default_method = Some("voicemobile".into());
+    assert!(plan(&c, &r).actions.is_empty());
+    c.default_method = Some("sms".into());
+    let p = plan(&c, &r);
+    assert_eq!(labels(&p), vec!["defaultMethod:set(voiceMobile)"]);
+    assert_eq!(p.outcome(), Ok(Outcome::Updated));
+}
+
+#[test]
+fn outcome_precedence() {
+    let r = req(
+        Methods {
+            mobile: d(Some(M1)),
+            alternate_mobile: d(Some(A1)),
+            office: d(None),
+            email: None,
+        },
+        false,
+        true,
+    );
+    // mobile skipped, alternate created, office deleted -> created.
+    let p = plan(&cur(Some(M2), None, Some(O1)), &r);
+    assert_eq!(p.outcome(), Ok(Outcome::Created));
+    // mobile skipped, office deleted -> deleted.
+    let p = plan(&cur(Some(M2), Some(A1), Some(O1)), &r);
+    assert_eq!(p.outcome(), Ok(Outcome::Deleted));
+    // mobile skipped only -> skipped_exists.
+    let p = plan(&cur(Some(M2), Some(A1), None), &r);
+    assert_eq!(p.outcome(), Ok(Outcome::SkippedExists));
+    let s = |o: &[Outcome]| {
+        summarise(
+            &o.iter()
+                .map(|o| Decision {
+                    subject: Subject::Mobile,
+                    outcome: *o,
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        s(&[Outcome::Unchanged, Outcome::Updated, Outcome::Deleted]),
+        Outcome::Updated
+    );
+    assert_eq!(
+        s(&[Outcome::SkippedExists, Outcome::Unchanged]),
+        Outcome::SkippedExists
+    );
+    assert_eq!(s(&[]), Outcome::Unchanged);
+}
+
+/// Applying a plan's actions to the state and planning again gives no writes.
+#[test]
+fn rerun_plans_zero_writes() {
+    let reqs = vec![
+        req(
+            Methods {
+                mobile: d(Some(M1)),
+                alternate_mobile: d(Some(A1)),
+                office: d(None),
+                email: d(Some("a@x.com")),
+            },
+            true,
+            true,
+        ),
+        req(
+            Methods {
+                mobile: d(None),
+                alternate_mobile: d(None),
+                office: d(Some(O1)),
+                email: d(None),
+            },
+            true,
+            true,
+        ),
+        req(
+            Methods {
+                mobile: d(Some(M2)),
+                ..Methods::default()
+            },
+            true,
+            false,
+        ),
+    ];
+    let states = vec![
+        CurrentMethods::default(),
+        cur(Some(M1), Some(A1), Some(O1)),
+        cur(Some(M1), None, None),
+    ];
+    for r in &reqs {
+        for s in &states {
+            let p = plan(s, r);
+            if p.rejection.is_some() {
+                continue;
+            }
+            let mut after = s.clone();
+            for a in &p.actions {
+                match a {
+                    Action::CreatePhone { kind, number } | Action::UpdatePhone { kind, number } => {
+                        after.set_phone(*kind, Some(number.clone()))
+                    }
+                    Action::DeletePhone { kind } => after.set_phone(*kind, None),
+                    Action::CreateEmail { address } | Action::UpdateEmail { address } => {
+                        after.email = Some(address.clone())
+                    }
+                    Action::DeleteEmail => after.email = None,
+                    _ => {}
+                }
+            }
+            let again = plan(&after, r);
+            assert!(
+                again.actions.is_empty(),
+                "{r:?} from {s:?}: {:?}",
+                again.actions
+            );
+            assert_eq!(again.outcome(), Ok(Outcome::Unchanged));
+        }
+    }
+}
+
+#[test]
+fn from_graph_reads_types_and_state() {
+    let phones = vec![
+        PhoneMethod {
+            id: PhoneType::Mobile.method_id().into(),
+            phone_number: Some(M1.into()),
+            phone_type: Some("mobile".into()),
+            sms_sign_in_state: Some(SmsSignInState::Ready),
+        },
+        PhoneMethod {
+            id: "x".into(),
+            phone_number: Some(O1.into()),
+            phone_type: Some("office".into()),
+            sms_sign_in_state: None,
+        },
+        PhoneMethod {
+            id: PhoneType::AlternateMobile.method_id().into(),
+            phone_number: Some(A1.into()),
+            phone_type: None,
+            sms_sign_in_state: None,
+        },
+    ];
+    let emails = vec![EmailMethod {
+        id: "e1".into(),
+        email_address: Some("a@x.com".into()),
+    }];
+    let c = CurrentMethods::from_graph(&phones, &emails, Some("sms".into()));
+    assert_eq!(c.mobile.as_deref(), Some(M1));
+    assert_eq!(c.office.as_deref(), Some(O1));
+    assert_eq!(c.alternate_mobile.as_deref(), Some(A1));
+    assert_eq!(c.email.as_deref(), Some("a@x.com"));
+    assert_eq!(c.email_id.as_deref(), Some("e1"));
+    assert!(c.sms_sign_in_enabled());
+    assert_eq!(c.default_method.as_deref(), Some("sms"));
+}
