@@ -39,7 +39,13 @@ pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// A test input: one of the repository's realistic samples (`tests/samples/`), else a file of
+/// the CLI's own (`cli/tests/fixtures/`).
 pub fn fixture(name: &str) -> PathBuf {
+    let sample = repo("tests/samples").join(name);
+    if sample.exists() {
+        return sample;
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
