@@ -269,207 +269,264 @@ fn desired_phone(req: &Request, kind: PhoneType) -> &Desired {
     }
 }
 
-/// The plan for one user (README, "CSV format"). Order: creates/updates (mobile, alternateMobile,
-/// office), email, SMS sign-in, default method, then deletes (alternateMobile and office before
-/// mobile). A rejected plan has no actions.
+/// The plan for one user (README, "CSV format"), in steps: phones, email, the invariants
+/// (alternate needs a mobile, the default method's phone stays), SMS sign-in, default method.
+/// Order of the writes: creates/updates (mobile, alternateMobile, office), email, SMS sign-in,
+/// default method, then deletes (alternateMobile and office before mobile). A rejected plan has
+/// no actions.
 pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
-    let policy = req.policy;
-    let mut decisions = Vec::new();
-    let mut upserts = Vec::new();
-    let mut deletes = Vec::new();
-    let mut final_state = current.clone();
-    let mut mobile_written = false;
+    let mut draft = Draft::new(current, req);
+    draft.phones();
+    draft.email();
+    let checked = draft
+        .alternate_needs_mobile()
+        .and_then(|()| draft.default_phone_stays())
+        .and_then(|()| draft.sms_sign_in());
+    match checked {
+        Ok(()) => {
+            draft.default_method();
+            draft.finish()
+        }
+        Err(rejection) => Plan {
+            actions: Vec::new(),
+            decisions: draft.decisions,
+            rejection: Some(rejection),
+        },
+    }
+}
 
-    for kind in PhoneType::ALL {
-        let subject = Subject::from_phone(kind);
-        let cur = current.phone(kind);
-        let outcome = match (desired_phone(req, kind), cur) {
-            (None, _) => continue,
-            (Some(Some(v)), None) => {
-                upserts.push(Action::CreatePhone {
-                    kind,
-                    number: v.clone(),
-                });
-                final_state.set_phone(kind, Some(v.clone()));
-                Outcome::Created
-            }
-            (Some(Some(v)), Some(c)) if crate::phone::same(v, c) => Outcome::Unchanged,
-            (Some(Some(v)), Some(_)) => {
-                if policy.forced_update {
-                    upserts.push(Action::UpdatePhone {
+/// A plan being made: the decisions so far, the writes by group, and the methods as they will
+/// be once the writes are made.
+struct Draft<'a> {
+    current: &'a CurrentMethods,
+    req: &'a Request,
+    decisions: Vec<Decision>,
+    upserts: Vec<Action>,
+    email_actions: Vec<Action>,
+    sms_actions: Vec<Action>,
+    default_actions: Vec<Action>,
+    deletes: Vec<Action>,
+    final_state: CurrentMethods,
+    mobile_written: bool,
+}
+
+impl<'a> Draft<'a> {
+    fn new(current: &'a CurrentMethods, req: &'a Request) -> Draft<'a> {
+        Draft {
+            current,
+            req,
+            decisions: Vec::new(),
+            upserts: Vec::new(),
+            email_actions: Vec::new(),
+            sms_actions: Vec::new(),
+            default_actions: Vec::new(),
+            deletes: Vec::new(),
+            final_state: current.clone(),
+            mobile_written: false,
+        }
+    }
+
+    fn decide(&mut self, subject: Subject, outcome: Outcome) {
+        self.decisions.push(Decision { subject, outcome });
+    }
+
+    /// Mobile, alternate mobile and office: create, update (forced), delete (forced) or keep.
+    fn phones(&mut self) {
+        let policy = self.req.policy;
+        for kind in PhoneType::ALL {
+            let cur = self.current.phone(kind);
+            let outcome = match (desired_phone(self.req, kind), cur) {
+                (None, _) => continue,
+                (Some(Some(v)), None) => {
+                    self.upserts.push(Action::CreatePhone {
                         kind,
                         number: v.clone(),
                     });
-                    final_state.set_phone(kind, Some(v.clone()));
+                    self.final_state.set_phone(kind, Some(v.clone()));
+                    Outcome::Created
+                }
+                (Some(Some(v)), Some(c)) if crate::phone::same(v, c) => Outcome::Unchanged,
+                (Some(Some(v)), Some(_)) if policy.forced_update => {
+                    self.upserts.push(Action::UpdatePhone {
+                        kind,
+                        number: v.clone(),
+                    });
+                    self.final_state.set_phone(kind, Some(v.clone()));
                     Outcome::Updated
-                } else {
-                    Outcome::SkippedExists
                 }
-            }
-            (Some(None), Some(_)) => {
-                if policy.forced_removal {
-                    deletes.push(Action::DeletePhone { kind });
-                    final_state.set_phone(kind, None);
+                (Some(Some(_)), Some(_)) => Outcome::SkippedExists,
+                (Some(None), Some(_)) if policy.forced_removal => {
+                    self.deletes.push(Action::DeletePhone { kind });
+                    self.final_state.set_phone(kind, None);
                     Outcome::Deleted
-                } else {
-                    Outcome::Unchanged
                 }
+                (Some(None), _) => Outcome::Unchanged,
+            };
+            if kind == PhoneType::Mobile && matches!(outcome, Outcome::Created | Outcome::Updated) {
+                self.mobile_written = true;
             }
-            (Some(None), None) => Outcome::Unchanged,
-        };
-        if kind == PhoneType::Mobile && matches!(outcome, Outcome::Created | Outcome::Updated) {
-            mobile_written = true;
+            self.decide(Subject::from_phone(kind), outcome);
         }
-        decisions.push(Decision { subject, outcome });
     }
 
-    let mut email_actions = Vec::new();
-    if let Some(desired) = &req.methods.email {
-        let outcome = match (desired, current.email.as_deref()) {
+    /// The SSPR email: create, update (forced), delete (forced) or keep.
+    fn email(&mut self) {
+        let policy = self.req.policy;
+        let Some(desired) = &self.req.methods.email else {
+            return;
+        };
+        let outcome = match (desired, self.current.email.as_deref()) {
             (Some(v), None) => {
-                email_actions.push(Action::CreateEmail { address: v.clone() });
+                self.email_actions
+                    .push(Action::CreateEmail { address: v.clone() });
                 Outcome::Created
             }
             (Some(v), Some(c)) if same_email(v, c) => Outcome::Unchanged,
-            (Some(v), Some(_)) => {
-                if policy.forced_update {
-                    email_actions.push(Action::UpdateEmail { address: v.clone() });
-                    Outcome::Updated
-                } else {
-                    Outcome::SkippedExists
-                }
+            (Some(v), Some(_)) if policy.forced_update => {
+                self.email_actions
+                    .push(Action::UpdateEmail { address: v.clone() });
+                Outcome::Updated
             }
+            (Some(_), Some(_)) => Outcome::SkippedExists,
             (None, Some(_)) if policy.forced_removal => {
-                email_actions.push(Action::DeleteEmail);
+                self.email_actions.push(Action::DeleteEmail);
                 Outcome::Deleted
             }
             (None, _) => Outcome::Unchanged,
         };
-        decisions.push(Decision {
-            subject: Subject::Email,
-            outcome,
-        });
+        self.decide(Subject::Email, outcome);
     }
 
-    let reject = |reason: Reason, detail: String, decisions: Vec<Decision>| Plan {
-        actions: Vec::new(),
-        decisions,
-        rejection: Some(Rejection::new(reason, detail)),
-    };
-
-    // alternateMobile needs a mobile (checked when the request manages either of them).
-    let manages_mobiles = req.methods.mobile.is_some() || req.methods.alternate_mobile.is_some();
-    if manages_mobiles && final_state.alternate_mobile.is_some() && final_state.mobile.is_none() {
-        let detail = if current.mobile.is_some() {
-            "the mobile cannot be removed while the alternate mobile stays (remove both, or keep the mobile)"
-        } else {
-            "alternateMobile needs a mobile: the user has none and the request gives none"
-        };
-        return reject(
-            Reason::AlternateRequiresMobile,
-            detail.to_string(),
-            decisions,
-        );
-    }
-
-    // The default method's phone cannot be deleted (unless the request moves the default away).
-    if let Some(default) = current.default_method.as_deref() {
-        if let Some(phone) = default_method_phone(default) {
-            let deleting = deletes
-                .iter()
-                .any(|a| matches!(a, Action::DeletePhone { kind } if *kind == phone));
-            let moved_away = req
-                .default_method
-                .is_some_and(|m| default_method_phone(m.as_str()) != Some(phone));
-            if deleting && !moved_away {
-                return reject(
-                    Reason::DefaultMethodConflict,
-                    format!(
-                        "{} is used by the user's default sign-in method '{default}' and cannot be removed",
-                        phone.as_str()
-                    ),
-                    decisions,
-                );
-            }
+    /// An alternate mobile needs a mobile (checked when the request manages either of them).
+    fn alternate_needs_mobile(&self) -> Result<(), Rejection> {
+        let m = &self.req.methods;
+        let manages_mobiles = m.mobile.is_some() || m.alternate_mobile.is_some();
+        if manages_mobiles
+            && self.final_state.alternate_mobile.is_some()
+            && self.final_state.mobile.is_none()
+        {
+            let detail = if self.current.mobile.is_some() {
+                "the mobile cannot be removed while the alternate mobile stays (remove both, or keep the mobile)"
+            } else {
+                "alternateMobile needs a mobile: the user has none and the request gives none"
+            };
+            return Err(Rejection::new(
+                Reason::AlternateRequiresMobile,
+                detail.to_string(),
+            ));
         }
+        Ok(())
     }
 
-    let mut sms_actions = Vec::new();
-    if let Some(sms) = req.sms_sign_in {
+    /// The default method's phone cannot be deleted (unless the request moves the default away).
+    fn default_phone_stays(&self) -> Result<(), Rejection> {
+        let Some(default) = self.current.default_method.as_deref() else {
+            return Ok(());
+        };
+        let Some(phone) = default_method_phone(default) else {
+            return Ok(());
+        };
+        let deleting = self
+            .deletes
+            .iter()
+            .any(|a| matches!(a, Action::DeletePhone { kind } if *kind == phone));
+        let moved_away = self
+            .req
+            .default_method
+            .is_some_and(|m| default_method_phone(m.as_str()) != Some(phone));
+        if deleting && !moved_away {
+            return Err(Rejection::new(
+                Reason::DefaultMethodConflict,
+                format!(
+                    "{} is used by the user's default sign-in method '{default}' and cannot be removed",
+                    phone.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// SMS sign-in on the mobile: enable needs a mobile once the writes are made; after a
+    /// create/update the state is checked again at apply time.
+    fn sms_sign_in(&mut self) -> Result<(), Rejection> {
+        let Some(sms) = self.req.sms_sign_in else {
+            return Ok(());
+        };
+        let has_mobile = self.final_state.mobile.is_some();
         let outcome = match sms {
+            SmsSignIn::Enable if !has_mobile => {
+                return Err(Rejection::new(
+                    Reason::InvalidRow,
+                    "smsSignIn enable needs a mobile phone method: the user has none and the request gives none",
+                ));
+            }
             SmsSignIn::Enable => {
-                if final_state.mobile.is_none() {
-                    return reject(
-                        Reason::InvalidRow,
-                        "smsSignIn enable needs a mobile phone method: the user has none and the request gives none".into(),
-                        decisions,
-                    );
-                }
-                // After a create/update the state is checked again at apply time.
-                if mobile_written
-                    || !current
-                        .sms_sign_in_state
-                        .as_ref()
-                        .is_some_and(SmsSignInState::is_ready)
-                {
-                    sms_actions.push(Action::EnableSmsSignIn);
+                let ready = self
+                    .current
+                    .sms_sign_in_state
+                    .as_ref()
+                    .is_some_and(SmsSignInState::is_ready);
+                if self.mobile_written || !ready {
+                    self.sms_actions.push(Action::EnableSmsSignIn);
                     Outcome::Updated
                 } else {
                     Outcome::Unchanged
                 }
             }
             SmsSignIn::Disable => {
-                if final_state.mobile.is_some() && (mobile_written || current.sms_sign_in_enabled())
-                {
-                    sms_actions.push(Action::DisableSmsSignIn);
+                if has_mobile && (self.mobile_written || self.current.sms_sign_in_enabled()) {
+                    self.sms_actions.push(Action::DisableSmsSignIn);
                     Outcome::Updated
                 } else {
                     Outcome::Unchanged
                 }
             }
         };
-        decisions.push(Decision {
-            subject: Subject::SmsSignIn,
-            outcome,
-        });
+        self.decide(Subject::SmsSignIn, outcome);
+        Ok(())
     }
 
-    let mut default_actions = Vec::new();
-    if let Some(m) = req.default_method {
-        let same = current
+    /// The default sign-in method, when the request names one.
+    fn default_method(&mut self) {
+        let Some(m) = self.req.default_method else {
+            return;
+        };
+        let same = self
+            .current
             .default_method
             .as_deref()
             .is_some_and(|d| d.trim().eq_ignore_ascii_case(m.as_str()));
         let outcome = if same {
             Outcome::Unchanged
         } else {
-            default_actions.push(Action::SetDefaultMethod { method: m });
+            self.default_actions
+                .push(Action::SetDefaultMethod { method: m });
             Outcome::Updated
         };
-        decisions.push(Decision {
-            subject: Subject::DefaultMethod,
-            outcome,
-        });
+        self.decide(Subject::DefaultMethod, outcome);
     }
 
-    // Deletes: mobile last, so an alternate being removed goes first.
-    deletes.sort_by_key(|a| {
-        matches!(
-            a,
-            Action::DeletePhone {
-                kind: PhoneType::Mobile
-            }
-        )
-    });
-    let mut actions = upserts;
-    actions.extend(email_actions);
-    actions.extend(sms_actions);
-    actions.extend(default_actions);
-    actions.extend(deletes);
-    Plan {
-        actions,
-        decisions,
-        rejection: None,
+    /// The writes in order; deletes last, the mobile's last of all (an alternate being removed
+    /// goes first).
+    fn finish(mut self) -> Plan {
+        self.deletes.sort_by_key(|a| {
+            matches!(
+                a,
+                Action::DeletePhone {
+                    kind: PhoneType::Mobile
+                }
+            )
+        });
+        let mut actions = self.upserts;
+        actions.extend(self.email_actions);
+        actions.extend(self.sms_actions);
+        actions.extend(self.default_actions);
+        actions.extend(self.deletes);
+        Plan {
+            actions,
+            decisions: self.decisions,
+            rejection: None,
+        }
     }
 }
 
