@@ -286,7 +286,10 @@ impl Throttle {
                 let mut share = self.ru.share();
                 if is_write {
                     self.writes.charge(now, 1);
-                    share = share.max(self.writes.share());
+                    share = match (share, self.writes.share()) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
                 }
                 Ok(Admitted {
                     cost_ru: cost,

@@ -770,8 +770,13 @@ mod instances {
                 if !status.success() {
                     return Err(format!("an instance failed: {status}"));
                 }
-                let report: ChildReport = serde_json::from_str(out.trim())
-                    .map_err(|e| format!("instance report '{}': {e}", out.trim()))?;
+                // The engine's metrics go to stdout too (CloudWatch's embedded format): the
+                // report is the last line that reads as one.
+                let report: ChildReport = out
+                    .lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str(l.trim()).ok())
+                    .ok_or_else(|| format!("no instance report in '{}'", out.trim()))?;
                 reports.push(report);
             }
             Ok::<_, String>(reports)

@@ -9,7 +9,8 @@
 //! 1. **Concurrency (AIMD)**, in the manner of TCP congestion control: above the threshold each
 //!    success raises the limit on requests in flight by `increase / limit` (about `increase` per
 //!    round trip); a 429 sets the threshold to `decrease` x the limit and (with `slow_start`)
-//!    restarts from `min`, doubling per round trip back to the threshold. One cut per congestion
+//!    restarts from `min`, doubling per round trip back to the threshold (and from the start,
+//!    with `initial_slow_start`, doubling from `initial` until the first 429). One cut per congestion
 //!    event: answers to requests sent before the last cut neither cut nor grow it. The limit only
 //!    grows on answers to requests sent while at least half of it was in use (RFC 7661's test of
 //!    a validated congestion window): a limit the engine is not using says nothing.
@@ -19,8 +20,14 @@
 //!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
 //!      the last second. A 429 while our own rate is below the pace means the budget is shared
 //!      (other instances joined): the pace shrinks to what we really got;
-//!    - `x-ms-throttle-limit-percentage` at or above `slow_down_at` and not falling cuts it by up to
-//!      `PERCENTAGE_CUT` (in proportion to the share of such answers in the epoch), before any 429;
+//!      Each further 429 to a request that was already in flight takes its share off the pace, so
+//!      that it ends at about the share of those requests Graph admitted. After a long
+//!      `Retry-After` (2 s or more: a budget that comes back in chunks, not continuously) the pace
+//!      resumes no lower than what Graph admitted over the whole cycle since the last cut, the
+//!      pause included;
+//!    - `x-ms-throttle-limit-percentage` at or above `slow_down_at` and rising (or nearly 1) cuts
+//!      it by up to `PERCENTAGE_CUT` (in proportion to the share of such answers in the epoch),
+//!      before any 429;
 //!    - an epoch without either, in which the pace held requests back, grows it by `probe_growth`
 //!      per second (a quarter of that while the percentage header is present, i.e. above 0.8 of
 //!      the limit). A pace the engine is not using does not grow.
@@ -49,6 +56,9 @@ pub struct LimiterConfig {
     /// After a 429, restart from `min` and double per round trip up to the threshold (true), or
     /// continue additively from the threshold (false).
     pub slow_start: bool,
+    /// Before the first 429, double per round trip from `initial` (true), or grow additively
+    /// from the start (false).
+    pub initial_slow_start: bool,
     /// Learn a pace from Graph's signals and send no faster (see the module docs).
     pub pace: bool,
     /// Cut of the pace on a 429 (0.7 = seven tenths of the rate Graph answered).
@@ -69,6 +79,7 @@ impl Default for LimiterConfig {
             decrease: 0.8,
             increase: 0.5,
             slow_start: true,
+            initial_slow_start: true,
             pace: true,
             pace_decrease: 0.7,
             probe_growth: 0.1,
@@ -80,7 +91,7 @@ impl Default for LimiterConfig {
 /// How far back the answered rate is measured.
 const MEASURE_SPAN: Duration = Duration::from_secs(1);
 /// Less unpaused time than this measures nothing.
-const MIN_MEASURE: Duration = Duration::from_millis(200);
+const MIN_MEASURE: Duration = Duration::from_millis(100);
 /// Shortest epoch of the pace (at least one round trip too).
 const MIN_EPOCH: Duration = Duration::from_millis(100);
 /// Largest cut of the pace per epoch from `x-ms-throttle-limit-percentage`.
@@ -89,8 +100,16 @@ const PERCENTAGE_CUT: f64 = 0.06;
 const NEARLY_SPENT: f64 = 0.99;
 /// Sends the pace lets go early, so timer granularity does not slow it down.
 const PACE_SLACK: Duration = Duration::from_millis(20);
+/// A `Retry-After` from which the pace after the pause is what Graph admitted over the cycle.
+const LONG_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Share of that cycle's rate the pace resumes at.
+const GOODPUT_MARGIN: f64 = 0.95;
+/// Additive growth of the pace, in requests per second per second (see [`steer`]).
+const PROBE_STEP: f64 = 40.0;
 /// The slowest pace, in requests per second.
 const MIN_PACE: f64 = 1.0;
+/// The 429s of one congestion event take the pace down to this share of its cut at most.
+const MAX_SHRINK: f64 = 0.25;
 
 #[derive(Debug)]
 struct Pace {
@@ -109,6 +128,21 @@ struct Pace {
     last_highest: Option<f64>,
     /// The pace held a request back in this epoch.
     limited: bool,
+    /// At the last 429 cut: the new rate and the requests then in flight. Each of those that
+    /// comes back 429 too takes its share off the rate, so the pace ends at about the share of
+    /// them Graph admitted.
+    cut_rate: f64,
+    cut_in_flight: usize,
+    /// This epoch follows a 429 cut: a nearly spent budget is expected and cuts nothing more.
+    after_429: bool,
+    /// When the last 429 cut was made, and the answers counted until then.
+    cut_at: Instant,
+    answers_at_cut: u64,
+    /// The pace the 429s of one event cannot go below.
+    shrink_floor: f64,
+    /// Graph has sent `x-ms-throttle-limit-percentage`: its absence then means less than 0.8 of
+    /// the limit is in use.
+    seen_header: bool,
 }
 
 impl Pace {
@@ -123,6 +157,13 @@ impl Pace {
             highest: None,
             last_highest: None,
             limited: false,
+            cut_rate: rate,
+            cut_in_flight: 1,
+            after_429: false,
+            cut_at: now,
+            answers_at_cut: 0,
+            shrink_floor: MIN_PACE,
+            seen_header: false,
         }
     }
 
@@ -131,20 +172,12 @@ impl Pace {
         self.epoch_started = now;
         self.answers = 0;
         self.marked = 0;
-        if self.highest.is_some() {
-            self.last_highest = self.highest;
-        }
+        self.last_highest = self.highest;
         self.highest = None;
         self.limited = false;
+        self.after_429 = false;
     }
 
-    /// Reserves a send time: `now` or later, one interval after the previous reservation.
-    fn reserve(&mut self, now: Instant) -> Instant {
-        let earliest = now.checked_sub(PACE_SLACK).unwrap_or(now);
-        let slot = self.next_at.max(earliest);
-        self.next_at = slot + Duration::from_secs_f64(1.0 / self.rate.max(MIN_PACE));
-        slot
-    }
 }
 
 #[derive(Debug)]
@@ -160,6 +193,8 @@ struct State {
     started: Instant,
     /// When answers (other than 429) came, oldest first, over the last [`MEASURE_SPAN`].
     answered: VecDeque<Instant>,
+    /// Answers (other than 429) so far.
+    answers: u64,
     pace: Option<Pace>,
 }
 
@@ -200,6 +235,8 @@ pub struct AdaptiveLimiter {
     cfg: LimiterConfig,
     state: Mutex<State>,
     notify: Notify,
+    /// Requests wait for the pace one at a time, in order.
+    pace_gate: tokio::sync::Mutex<()>,
 }
 
 /// A slot for one request; report how it went with [`Permit::success`] /
@@ -256,7 +293,11 @@ impl AdaptiveLimiter {
         AdaptiveLimiter {
             state: Mutex::new(State {
                 limit: cfg.initial as f64,
-                threshold: cfg.initial as f64,
+                threshold: if cfg.initial_slow_start {
+                    cfg.max as f64
+                } else {
+                    cfg.initial as f64
+                },
                 in_flight: 0,
                 paused_until: None,
                 last_pause: None,
@@ -264,10 +305,12 @@ impl AdaptiveLimiter {
                 cuts: 0,
                 started: now,
                 answered: VecDeque::new(),
+                answers: 0,
                 pace: None,
             }),
             cfg,
             notify: Notify::new(),
+            pace_gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -294,8 +337,8 @@ impl AdaptiveLimiter {
 
     /// Waits until no pause is in force, the pace allows a send and a slot is free.
     pub async fn acquire(&self) -> Permit<'_> {
-        // A send time reserved from the pace, kept while waiting for a slot.
-        let mut reserved: Option<Instant> = None;
+        // Whether this request has had its turn from the pace.
+        let mut paced = false;
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -304,43 +347,31 @@ impl AdaptiveLimiter {
                 let mut s = self.lock();
                 let now = Instant::now();
                 match s.paused_until {
-                    Some(t) if t > now => {
-                        // Sends reserved before the pause would all go at once after it.
-                        reserved = None;
-                        Some(t - now)
-                    }
+                    Some(t) if t > now => Some(t - now),
                     _ => {
                         s.paused_until = None;
-                        let pace_wait = match (s.pace.as_mut(), reserved) {
-                            (Some(p), None) => {
-                                let slot = p.reserve(now);
-                                reserved = Some(slot);
-                                if slot > now {
-                                    p.limited = true;
-                                    Some(slot - now)
-                                } else {
-                                    None
-                                }
+                        if s.pace.is_some() && !paced {
+                            drop(s);
+                            if !self.pace_turn().await {
+                                // A pause began meanwhile.
+                                continue;
                             }
-                            (_, Some(slot)) if slot > now => Some(slot - now),
-                            _ => None,
-                        };
-                        match pace_wait {
-                            Some(d) => Some(d),
-                            None if (s.in_flight as f64) < s.limit.floor().max(1.0) => {
-                                s.in_flight += 1;
-                                return Permit {
-                                    limiter: self,
-                                    epoch: s.epoch,
-                                    pace_epoch: s.pace.as_ref().map(|p| p.epoch),
-                                    sent: now,
-                                    saturated: s.in_flight as f64
-                                        >= (s.limit.floor() / 2.0).max(1.0),
-                                    released: false,
-                                };
-                            }
-                            None => None,
+                            paced = true;
+                            s = self.lock();
                         }
+                        if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                            s.in_flight += 1;
+                            return Permit {
+                                limiter: self,
+                                epoch: s.epoch,
+                                pace_epoch: s.pace.as_ref().map(|p| p.epoch),
+                                sent: Instant::now(),
+                                saturated: s.in_flight as f64
+                                    >= (s.limit.floor() / 2.0).max(1.0),
+                                released: false,
+                            };
+                        }
+                        None
                     }
                 }
             };
@@ -353,6 +384,41 @@ impl AdaptiveLimiter {
                     }
                 }
                 None => notified.await,
+            }
+        }
+    }
+
+    /// Waits, first in, first out, for the pace's next send time and takes it. False when a
+    /// pause began meanwhile (the turn is not taken).
+    async fn pace_turn(&self) -> bool {
+        let _turn = self.pace_gate.lock().await;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                if s.paused_until.is_some_and(|t| t > now) {
+                    return false;
+                }
+                let Some(p) = s.pace.as_mut() else {
+                    return true;
+                };
+                let earliest = now.checked_sub(PACE_SLACK).unwrap_or(now);
+                let slot = p.next_at.max(earliest);
+                if slot > now {
+                    p.limited = true;
+                    slot - now
+                } else {
+                    p.next_at = slot + Duration::from_secs_f64(1.0 / p.rate.max(MIN_PACE));
+                    return true;
+                }
+            };
+            // Wake early if the pace changes or a pause begins.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = notified => {}
             }
         }
     }
@@ -378,6 +444,7 @@ impl Permit<'_> {
             l.release(&mut s);
             let now = Instant::now();
             s.answered.push_back(now);
+            s.answers += 1;
             let before = s.limit.floor();
             // Requests sent before the last cut say nothing about the new limit, nor does a
             // limit the engine was not filling.
@@ -426,21 +493,52 @@ impl Permit<'_> {
             if l.cfg.pace {
                 let measured = s.measured(now);
                 let resume = s.paused_until.unwrap_or(now).max(now);
+                let in_flight = s.in_flight + 1;
+                let answers = s.answers;
+                let started = s.started;
+                let pause = retry_after.unwrap_or_default();
+                // What Graph admitted over the whole cycle since the last cut, the pause now
+                // due included. After a long Retry-After (a budget that comes back in chunks,
+                // not continuously) the pace resumes at that, not lower.
+                let goodput = |since: Instant, answered_before: u64| {
+                    let cycle = (now + pause).saturating_duration_since(since).as_secs_f64();
+                    (pause >= LONG_RETRY_AFTER && cycle > 0.0)
+                        .then(|| answers.saturating_sub(answered_before) as f64 / cycle)
+                };
                 match s.pace.as_mut() {
                     None => {
                         let rate = measured.unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
-                        let mut p = Pace::new(rate * l.cfg.pace_decrease, now);
+                        let floor = goodput(started, 0).map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
+                        let mut p = Pace::new((rate * l.cfg.pace_decrease).max(floor), now);
                         p.next_at = resume;
+                        p.cut_in_flight = in_flight;
+                        p.after_429 = true;
+                        p.cut_at = now;
+                        p.answers_at_cut = answers;
+                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                         s.pace = Some(p);
                     }
                     Some(p) if self.pace_epoch.is_none_or(|e| e == p.epoch) => {
                         let base = measured.map_or(p.rate, |m| m.min(p.rate));
-                        p.rate = (base * l.cfg.pace_decrease).max(MIN_PACE);
+                        let floor = goodput(p.cut_at, p.answers_at_cut)
+                            .map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
+                        p.rate = (base * l.cfg.pace_decrease).max(floor).max(MIN_PACE);
                         p.next_epoch(now);
                         p.next_at = resume;
+                        p.cut_rate = p.rate;
+                        p.cut_in_flight = in_flight;
+                        p.after_429 = true;
+                        p.cut_at = now;
+                        p.answers_at_cut = answers;
+                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                     }
-                    // Sent before the last cut: already accounted for.
-                    Some(_) => {}
+                    // Sent before the last cut, and refused too: Graph admitted less of what was
+                    // in flight than the cut assumed.
+                    Some(p) => {
+                        p.rate = (p.rate - p.cut_rate / p.cut_in_flight.max(1) as f64)
+                            .max(p.shrink_floor)
+                            .max(MIN_PACE);
+                    }
                 }
             }
         }
@@ -460,13 +558,16 @@ fn steer(
     let share = limit_percentage.filter(|p| p.is_finite() && *p >= 0.0);
     let marked = share.is_some_and(|p| p >= cfg.slow_down_at);
     if s.pace.is_none() {
-        if !marked {
+        let Some(share) = share.filter(|_| marked) else {
             return;
-        }
-        // The first warning: start pacing at the rate Graph answered, less one cut.
+        };
+        // The first warning: start pacing below the rate Graph answered, the more so the
+        // closer the limit (half of it at 0.9, a quarter at 0.95).
         let rate = s.measured(now).unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
-        let mut p = Pace::new(rate * (1.0 - PERCENTAGE_CUT), now);
-        p.highest = share;
+        let factor = ((1.0 - share) / (1.0 - 0.8)).clamp(0.25, 1.0 - PERCENTAGE_CUT);
+        let mut p = Pace::new(rate * factor, now);
+        p.highest = Some(share);
+        p.seen_header = true;
         s.pace = Some(p);
         return;
     }
@@ -478,29 +579,31 @@ fn steer(
     p.marked += u32::from(marked);
     if let Some(v) = share {
         p.highest = Some(p.highest.map_or(v, |h| h.max(v)));
+        p.seen_header = true;
     }
     // An epoch ends with the first answer to a request sent after it began: a round trip.
     if sent < p.epoch_started || now.saturating_duration_since(p.epoch_started) < MIN_EPOCH {
         return;
     }
     let dt = now.saturating_duration_since(p.epoch_started).as_secs_f64();
+    // Rising since the last epoch (a header coming back counts), or nearly spent.
     let rising = match (p.highest, p.last_highest) {
         (Some(h), _) if h >= NEARLY_SPENT => true,
-        (Some(h), Some(last)) => h >= last,
+        (Some(h), Some(last)) => h > last,
         (Some(_), None) => true,
         (None, _) => false,
     };
-    if p.marked > 0 && rising {
+    if p.after_429 {
+        // The 429's cut stands for this epoch.
+    } else if p.marked > 0 && rising {
         let share_marked = f64::from(p.marked) / f64::from(p.answers.max(1));
         let base = measured.map_or(p.rate, |m| m.min(p.rate));
         p.rate = (base * (1.0 - PERCENTAGE_CUT * share_marked)).max(MIN_PACE);
     } else if p.marked == 0 && p.limited {
-        let growth = if p.highest.is_some() {
-            cfg.probe_growth / 4.0
-        } else {
-            cfg.probe_growth
-        };
-        p.rate *= 1.0 + growth * dt;
+        // Additive and multiplicative: instances that share a budget draw level with each
+        // other, and a pace far below the budget comes back within seconds.
+        let boost = 1.0;
+        p.rate += (cfg.probe_growth * p.rate + PROBE_STEP) * boost * dt;
     }
     p.next_epoch(now);
 }
@@ -529,6 +632,7 @@ mod tests {
             decrease: 0.5,
             increase: 1.0,
             slow_start: true,
+            initial_slow_start: false,
             pace: false,
             ..LimiterConfig::default()
         }
