@@ -119,11 +119,11 @@ async fn an_engine_shrinks_its_pace_when_another_shares_the_budget() {
             let a = users(&sim, "a", 1400);
             let b = users(&sim, "b", 700);
             let alone = {
-                let first = first.clone();
+                let watched = first.clone();
                 let watcher = tokio::spawn(async move {
                     // Let the first engine learn the budget on its own.
                     tokio::time::sleep(Duration::from_secs(3)).await;
-                    first.limiter().snapshot().pace
+                    watched.limiter().snapshot().pace
                 });
                 let running = tokio::spawn(run(first.clone(), a));
                 let alone = watcher.await.expect("watcher");

@@ -253,6 +253,16 @@ pub struct Permit<'a> {
     released: bool,
 }
 
+/// What [`AdaptiveLimiter::acquire`] does next.
+enum Next<'a> {
+    Go(Permit<'a>),
+    /// Wait for the pace's turn.
+    Pace,
+    Sleep(Duration),
+    /// Wait for a slot to free up.
+    Wait,
+}
+
 /// A snapshot for stats and tests.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimiterSnapshot {
@@ -343,49 +353,48 @@ impl AdaptiveLimiter {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wait = {
-                let mut s = self.lock();
-                let now = Instant::now();
-                match s.paused_until {
-                    Some(t) if t > now => Some(t - now),
-                    _ => {
-                        s.paused_until = None;
-                        if s.pace.is_some() && !paced {
-                            drop(s);
-                            if !self.pace_turn().await {
-                                // A pause began meanwhile.
-                                continue;
-                            }
-                            paced = true;
-                            s = self.lock();
-                        }
-                        if (s.in_flight as f64) < s.limit.floor().max(1.0) {
-                            s.in_flight += 1;
-                            return Permit {
-                                limiter: self,
-                                epoch: s.epoch,
-                                pace_epoch: s.pace.as_ref().map(|p| p.epoch),
-                                sent: Instant::now(),
-                                saturated: s.in_flight as f64
-                                    >= (s.limit.floor() / 2.0).max(1.0),
-                                released: false,
-                            };
-                        }
-                        None
-                    }
+            let next = self.try_admit(paced);
+            match next {
+                Next::Go(permit) => return permit,
+                Next::Pace => {
+                    // False when a pause began meanwhile: go round again.
+                    paced = self.pace_turn().await;
                 }
-            };
-            match wait {
-                Some(d) => {
+                Next::Sleep(d) => {
                     // Wake early if a slot frees up or a pause begins.
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
                         _ = notified => {}
                     }
                 }
-                None => notified.await,
+                Next::Wait => notified.await,
             }
         }
+    }
+
+    /// One look at the state: what `acquire` does next.
+    fn try_admit(&self, paced: bool) -> Next<'_> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if let Some(t) = s.paused_until.filter(|t| *t > now) {
+            return Next::Sleep(t - now);
+        }
+        s.paused_until = None;
+        if s.pace.is_some() && !paced {
+            return Next::Pace;
+        }
+        if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+            s.in_flight += 1;
+            return Next::Go(Permit {
+                limiter: self,
+                epoch: s.epoch,
+                pace_epoch: s.pace.as_ref().map(|p| p.epoch),
+                sent: now,
+                saturated: s.in_flight as f64 >= (s.limit.floor() / 2.0).max(1.0),
+                released: false,
+            });
+        }
+        Next::Wait
     }
 
     /// Waits, first in, first out, for the pace's next send time and takes it. False when a
@@ -818,7 +827,7 @@ mod tests {
         let first = l.snapshot().pace.expect("a pace from the header");
         let mut p = 0.95;
         for _ in 0..5 {
-            p += 0.01;
+            p += 0.005;
             let t = Instant::now();
             while t.elapsed() < MIN_EPOCH + Duration::from_millis(10) {
                 l.acquire().await.answered(Some(p));
@@ -830,7 +839,7 @@ mod tests {
         // Falling again: no more cuts.
         let held = later;
         for _ in 0..3 {
-            p -= 0.01;
+            p -= 0.005;
             let t = Instant::now();
             while t.elapsed() < MIN_EPOCH + Duration::from_millis(10) {
                 l.acquire().await.answered(Some(p));
