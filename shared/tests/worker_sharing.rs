@@ -18,14 +18,16 @@ use serde_json::json;
 const M1: &str = "+1 5555551234";
 const MODELS: [ThrottleModel; 2] = [ThrottleModel::TokenBucket, ThrottleModel::SlidingWindow];
 
-/// A small tenant budget so that the tests are quick: 200 RU per 1 s, 5 ms latency.
+/// A small tenant budget so that the tests are quick: 800 RU per 2 s (400 RU/s), 5 ms latency.
+const BUDGET: u64 = 800;
+
 async fn sim(model: ThrottleModel, limit_percentage_header: bool) -> GraphSim {
     start_sim(SimConfig {
         latency: Duration::from_millis(5),
         throttle_model: model,
         limit_percentage_header,
-        ru_per_window: 200,
-        window: Duration::from_secs(1),
+        ru_per_window: BUDGET as u32,
+        window: Duration::from_secs(2),
         ..SimConfig::default()
     })
     .await
@@ -86,12 +88,12 @@ async fn one_engine_paces_itself_on_both_models() {
     for model in MODELS {
         for header in [true, false] {
             let sim = sim(model, header).await;
-            let msgs = users(&sim, "a", 1000);
+            let msgs = users(&sim, "a", 2400);
             let client = engine(&sim);
             run(client.clone(), msgs).await;
             let s = sim.stats();
             assert_eq!(s.writes, 0);
-            assert!(s.peak_ru_in_window <= 200, "{model} header {header}: {s:?}");
+            assert!(s.peak_ru_in_window <= BUDGET, "{model} header {header}: {s:?}");
             let share = s.throttled as f64 / s.requests as f64;
             assert!(
                 share < 0.05,
@@ -100,10 +102,6 @@ async fn one_engine_paces_itself_on_both_models() {
             );
             let learned = client.limiter().snapshot();
             assert!(learned.pace.is_some(), "{model} header {header}: {learned:?}");
-            if header && model == ThrottleModel::TokenBucket {
-                // The header warns before the bucket is empty: hardly a 429.
-                assert!(s.throttled <= 20, "{model}: {s:?}");
-            }
             sim.shutdown().await;
         }
     }
@@ -116,32 +114,41 @@ async fn an_engine_shrinks_its_pace_when_another_shares_the_budget() {
             let sim = sim(model, header).await;
             let first = engine(&sim);
             let second = engine(&sim);
-            let a = users(&sim, "a", 1400);
-            let b = users(&sim, "b", 700);
-            let alone = {
-                let watched = first.clone();
-                let watcher = tokio::spawn(async move {
-                    // Let the first engine learn the budget on its own.
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                    watched.limiter().snapshot().pace
-                });
-                let running = tokio::spawn(run(first.clone(), a));
-                let alone = watcher.await.expect("watcher");
-                // Now a second engine joins, as a second Lambda instance would.
-                run(second.clone(), b).await;
-                let shared = first.limiter().snapshot().pace;
-                running.await.expect("first engine");
-                (alone, shared)
-            };
-            let (Some(alone), Some(shared)) = alone else {
-                panic!("{model} header {header}: no pace learned: {alone:?}");
-            };
+            let a = users(&sim, "a", 3000);
+            let b = users(&sim, "b", 1200);
+            let running = tokio::spawn(run(first.clone(), a));
+            // The first engine learns the budget on its own, as one instance would; after 4 s a
+            // second engine joins, as a second Lambda instance would. The first engine's pace is
+            // averaged over 2-4 s (alone) and 5-7 s (shared).
+            let mut alone = Vec::new();
+            let mut shared = Vec::new();
+            let start = std::time::Instant::now();
+            let mut joined = None;
+            while start.elapsed() < Duration::from_secs(7) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let t = start.elapsed();
+                if t >= Duration::from_secs(4) && joined.is_none() {
+                    joined = Some(tokio::spawn(run(second.clone(), b.clone())));
+                }
+                let pace = first.limiter().snapshot().pace.unwrap_or(0.0);
+                if (Duration::from_secs(2)..Duration::from_secs(4)).contains(&t) {
+                    alone.push(pace);
+                } else if t >= Duration::from_secs(5) {
+                    shared.push(pace);
+                }
+            }
+            if let Some(j) = joined {
+                j.await.expect("second engine");
+            }
+            running.await.expect("first engine");
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let (alone, shared) = (mean(&alone), mean(&shared));
             assert!(
-                shared < alone,
+                alone > 0.0 && shared < 0.8 * alone,
                 "{model} header {header}: pace {alone:.0}/s alone, {shared:.0}/s shared"
             );
             let s = sim.stats();
-            assert!(s.peak_ru_in_window <= 200, "{s:?}");
+            assert!(s.peak_ru_in_window <= BUDGET, "{s:?}");
             let share = s.throttled as f64 / s.requests as f64;
             assert!(
                 share < 0.05,

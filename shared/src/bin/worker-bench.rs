@@ -551,7 +551,26 @@ mod instances {
             },
         );
         let start = Instant::now();
-        let reports = worker.process(messages(&reqs)).await;
+        let reports = if std::env::var_os("BENCH_PACE").is_some() {
+            // Print the limiter's state as the run goes (for tuning).
+            let watch = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    eprintln!(
+                        "      {} {:5.2} s: {:?}",
+                        a.prefix,
+                        start.elapsed().as_secs_f64(),
+                        engine.limiter().snapshot()
+                    );
+                }
+            };
+            tokio::select! {
+                r = worker.process(messages(&reqs)) => r,
+                () = watch => Vec::new(),
+            }
+        } else {
+            worker.process(messages(&reqs)).await
+        };
         let elapsed = start.elapsed();
         let cstats = engine.stats();
         let report = ChildReport {

@@ -90,8 +90,8 @@ impl Default for LimiterConfig {
 
 /// How far back the answered rate is measured.
 const MEASURE_SPAN: Duration = Duration::from_secs(1);
-/// Less unpaused time than this measures nothing.
-const MIN_MEASURE: Duration = Duration::from_millis(100);
+/// The shortest time the answered rate is measured over.
+const MIN_MEASURE: Duration = Duration::from_millis(20);
 /// Shortest epoch of the pace (at least one round trip too).
 const MIN_EPOCH: Duration = Duration::from_millis(100);
 /// Largest cut of the pace per epoch from `x-ms-throttle-limit-percentage`.
@@ -199,7 +199,7 @@ struct State {
 }
 
 impl State {
-    /// Answers per second over the last second of unpaused time (`None`: too little of it).
+    /// Answers per second over the last second of unpaused time (`None`: no answer yet).
     fn measured(&mut self, now: Instant) -> Option<f64> {
         let from = now.checked_sub(MEASURE_SPAN).unwrap_or(self.started);
         while self.answered.front().is_some_and(|t| *t < from) {
@@ -213,7 +213,11 @@ impl State {
                 .saturating_duration_since(start.max(from));
             span = span.saturating_sub(overlap);
         }
-        (span >= MIN_MEASURE).then(|| self.answered.len() as f64 / span.as_secs_f64())
+        // Right after the start or a pause there is little to go by: what came back over at
+        // least MIN_MEASURE still counts, however short the time (a burst reads high, and the
+        // cuts that follow correct it).
+        (!self.answered.is_empty())
+            .then(|| self.answered.len() as f64 / span.max(MIN_MEASURE).as_secs_f64())
     }
 
     fn pause(&mut self, now: Instant, ra: Duration) {
@@ -527,7 +531,9 @@ impl Permit<'_> {
                         p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                         s.pace = Some(p);
                     }
-                    Some(p) if self.pace_epoch.is_none_or(|e| e == p.epoch) => {
+                    // Sent in the current epoch (a request sent before there was a pace is
+                    // older than any cut).
+                    Some(p) if self.pace_epoch == Some(p.epoch) => {
                         let base = measured.map_or(p.rate, |m| m.min(p.rate));
                         let floor = goodput(p.cut_at, p.answers_at_cut)
                             .map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
