@@ -114,39 +114,38 @@ async fn an_engine_shrinks_its_pace_when_another_shares_the_budget() {
             let sim = sim(model, header).await;
             let first = engine(&sim);
             let second = engine(&sim);
-            let a = users(&sim, "a", 3000);
-            let b = users(&sim, "b", 1200);
+            let a = users(&sim, "a", 7000);
+            let b = users(&sim, "b", 2500);
             let running = tokio::spawn(run(first.clone(), a));
-            // The first engine learns the budget on its own, as one instance would; after 4 s a
-            // second engine joins, as a second Lambda instance would. The first engine's pace is
-            // averaged over 2-4 s (alone) and 5-7 s (shared).
-            let mut alone = Vec::new();
-            let mut shared = Vec::new();
+            // The first engine learns the budget on its own, as one instance would; a
+            // second engine joins at 6 s, as a second Lambda instance would. What Graph admitted of the
+            // first engine's requests is compared over 2-6 s (alone) and 8-14 s (shared): it
+            // must give up part of the budget to the newcomer, not keep it and collect 429s.
+            let admitted = |c: &GraphClient| {
+                let st = c.stats();
+                (st.requests - st.throttled) as f64
+            };
             let start = std::time::Instant::now();
-            let mut joined = None;
-            while start.elapsed() < Duration::from_secs(7) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let t = start.elapsed();
-                if t >= Duration::from_secs(4) && joined.is_none() {
-                    joined = Some(tokio::spawn(run(second.clone(), b.clone())));
-                }
-                let pace = first.limiter().snapshot().pace.unwrap_or(0.0);
-                if (Duration::from_secs(2)..Duration::from_secs(4)).contains(&t) {
-                    alone.push(pace);
-                } else if t >= Duration::from_secs(5) {
-                    shared.push(pace);
-                }
-            }
-            if let Some(j) = joined {
-                j.await.expect("second engine");
-            }
+            let at = |secs: u64| start + Duration::from_secs(secs);
+            tokio::time::sleep_until(at(2).into()).await;
+            let a2 = admitted(&first);
+            tokio::time::sleep_until(at(6).into()).await;
+            let a6 = admitted(&first);
+            let joined = tokio::spawn(run(second.clone(), b));
+            tokio::time::sleep_until(at(8).into()).await;
+            let (a8, b8) = (admitted(&first), admitted(&second));
+            tokio::time::sleep_until(at(14).into()).await;
+            let (a14, b14) = (admitted(&first), admitted(&second));
+            joined.await.expect("second engine");
             running.await.expect("first engine");
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let (alone, shared) = (mean(&alone), mean(&shared));
+            let alone = (a6 - a2) / 4.0;
+            let (shared, newcomer) = ((a14 - a8) / 6.0, (b14 - b8) / 6.0);
             assert!(
-                alone > 0.0 && shared < 0.8 * alone,
-                "{model} header {header}: pace {alone:.0}/s alone, {shared:.0}/s shared"
+                shared < 0.8 * alone && newcomer > 0.0,
+                "{model} header {header}: first engine {alone:.0}/s alone, {shared:.0}/s shared; second {newcomer:.0}/s"
             );
+            let pace = first.limiter().snapshot().pace;
+            assert!(pace.is_some(), "{model} header {header}");
             let s = sim.stats();
             assert!(s.peak_ru_in_window <= BUDGET, "{s:?}");
             let share = s.throttled as f64 / s.requests as f64;
