@@ -29,8 +29,8 @@ use crate::model::SimStats;
 use crate::response::{too_many_requests, unauthorized, GraphError, SimResponse};
 use crate::routes::{self, ApiVersion, DeniedShape, Route};
 use crate::throttle::{
-    format_fractional_retry_after, format_limit_percentage, format_retry_after, Admitted,
-    Refused, Throttle,
+    format_fractional_retry_after, format_limit_percentage, format_retry_after, Admitted, Refused,
+    Throttle,
 };
 
 /// Most requests Graph accepts in one `$batch`.

@@ -497,7 +497,10 @@ mod tests {
 
     #[test]
     fn fractional_retry_after_format() {
-        assert_eq!(format_fractional_retry_after(Duration::from_millis(350)), "0.35");
+        assert_eq!(
+            format_fractional_retry_after(Duration::from_millis(350)),
+            "0.35"
+        );
         assert_eq!(format_fractional_retry_after(Duration::from_secs(2)), "2");
         assert_eq!(format_fractional_retry_after(Duration::ZERO), "0.001");
         assert_eq!(

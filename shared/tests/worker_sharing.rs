@@ -93,7 +93,10 @@ async fn one_engine_paces_itself_on_both_models() {
             run(client.clone(), msgs).await;
             let s = sim.stats();
             assert_eq!(s.writes, 0);
-            assert!(s.peak_ru_in_window <= BUDGET, "{model} header {header}: {s:?}");
+            assert!(
+                s.peak_ru_in_window <= BUDGET,
+                "{model} header {header}: {s:?}"
+            );
             let share = s.throttled as f64 / s.requests as f64;
             assert!(
                 share < 0.05,
@@ -101,7 +104,10 @@ async fn one_engine_paces_itself_on_both_models() {
                 100.0 * share
             );
             let learned = client.limiter().snapshot();
-            assert!(learned.pace.is_some(), "{model} header {header}: {learned:?}");
+            assert!(
+                learned.pace.is_some(),
+                "{model} header {header}: {learned:?}"
+            );
             sim.shutdown().await;
         }
     }

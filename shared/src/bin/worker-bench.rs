@@ -782,10 +782,7 @@ mod instances {
                         .await
                         .map_err(|e| format!("instance output: {e}"))?;
                 }
-                let status = child
-                    .wait()
-                    .await
-                    .map_err(|e| format!("instance: {e}"))?;
+                let status = child.wait().await.map_err(|e| format!("instance: {e}"))?;
                 if !status.success() {
                     return Err(format!("an instance failed: {status}"));
                 }

@@ -177,7 +177,6 @@ impl Pace {
         self.limited = false;
         self.after_429 = false;
     }
-
 }
 
 #[derive(Debug)]
@@ -208,9 +207,7 @@ impl State {
         let from = from.max(self.started);
         let mut span = now.saturating_duration_since(from);
         if let Some((start, end)) = self.last_pause {
-            let overlap = end
-                .min(now)
-                .saturating_duration_since(start.max(from));
+            let overlap = end.min(now).saturating_duration_since(start.max(from));
             span = span.saturating_sub(overlap);
         }
         // Right after the start or a pause there is little to go by: what came back over at
