@@ -44,6 +44,8 @@ fi
 if [ "$shared_users" != "0" ]; then
     echo "==> several instances sharing one tenant budget: $shared_users users, instances $shared_instances, both throttle models"
     "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 | tee "$scratch/worker-shared.txt"
+    echo "==> the same without x-ms-throttle-limit-percentage"
+    "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 --no-limit-percentage | tee "$scratch/worker-shared-nohdr.txt"
 fi
 
 {
@@ -134,6 +136,17 @@ target/release/worker-bench --instances $shared_instances --models token-bucket,
 
 EOF
         sed -n '/^| model/,$p' "$scratch/worker-shared.txt"
+        cat <<EOF
+
+The same runs with a simulator that never sends \`x-ms-throttle-limit-percentage\` (field reports
+say Graph may not): the instances learn from 429s alone.
+
+\`\`\`
+target/release/worker-bench --instances $shared_instances --models token-bucket,sliding-window --users $shared_users --new-share 0.05 --no-limit-percentage
+\`\`\`
+
+EOF
+        sed -n '/^| model/,$p' "$scratch/worker-shared-nohdr.txt"
     fi
     if [ -f "$root/scripts/bench-notes.md" ]; then
         echo
