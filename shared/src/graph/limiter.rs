@@ -19,8 +19,7 @@
 //!    faster than the pace. The signals move it once per round trip (an *epoch*):
 //!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
 //!      the last second. A 429 while our own rate is below the pace means the budget is shared
-//!      (other instances joined): the pace shrinks to what we really got;
-//!      Each further 429 to a request that was already in flight takes its share off the pace, so
+//!      (other instances joined): the pace shrinks to what we really got. Each further 429 to a request that was already in flight takes its share off the pace, so
 //!      that it ends at about the share of those requests Graph admitted. After a long
 //!      `Retry-After` (2 s or more: a budget that comes back in chunks, not continuously) the pace
 //!      resumes no lower than what Graph admitted over the whole cycle since the last cut, the
@@ -29,8 +28,8 @@
 //!      it by up to `PERCENTAGE_CUT` (in proportion to the share of such answers in the epoch),
 //!      before any 429;
 //!    - an epoch without either, in which the pace held requests back, grows it by `probe_growth`
-//!      per second (a quarter of that while the percentage header is present, i.e. above 0.8 of
-//!      the limit). A pace the engine is not using does not grow.
+//!      x the pace plus `PROBE_STEP` per second (the additive part lets instances that share a
+//!      budget draw level). A pace the engine is not using does not grow.
 //! 3. **`Retry-After`** (whole seconds, as Graph sends it; fractions and dates are accepted too)
 //!    pauses *all* tasks until it has elapsed.
 
