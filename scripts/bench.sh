@@ -6,7 +6,8 @@
 # Settings (environment): INGEST_ROWS (100000,1000000,10000000), WORKER_USERS (10000),
 # WORKER_BASELINE (users timed the sequential way; WORKER_USERS by default, i.e. measured, not
 # extrapolated), WORKER_LONG_USERS (40000; two longer engine runs, within and past Graph's write cap, 0
-# to skip), BENCH_DIR (scratch directory for the generated CSV files; 10M rows take about 0.7 GB).
+# to skip), SHARED_USERS (30000; users of the several-instances runs, 0 to skip), SHARED_INSTANCES
+# (1,4,16), BENCH_DIR (scratch directory for the generated CSV files; 10M rows take about 0.7 GB).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,12 +16,15 @@ rows="${INGEST_ROWS:-100000,1000000,10000000}"
 users="${WORKER_USERS:-10000}"
 baseline="${WORKER_BASELINE:-$users}"
 long_users="${WORKER_LONG_USERS:-40000}"
+shared_users="${SHARED_USERS:-30000}"
+shared_instances="${SHARED_INSTANCES:-1,4,16}"
 scratch="${BENCH_DIR:-$(mktemp -d)}"
 out="$root/BENCHMARKS.md"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
 echo "==> building the benchmarks (release)"
-cargo build --release -p mfa-preload-core --features bench --bin ingest-bench --bin worker-bench --quiet
+# The whole workspace is selected, so that dependencies keep one set of features (see test.sh).
+cargo build --release --workspace --features mfa-preload-core/bench --bin ingest-bench --bin worker-bench --quiet
 
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -35,6 +39,13 @@ if [ "$long_users" != "0" ]; then
     "$target/release/worker-bench" --users "$long_users" --new-share 0.05 --baseline 200 | tee "$scratch/worker-long.txt"
     echo "==> worker engine, past Graph's write cap: $long_users users, 10% new (baseline sample 200)"
     "$target/release/worker-bench" --users "$long_users" --new-share 0.1 --baseline 200 | tee "$scratch/worker-writes.txt"
+fi
+
+if [ "$shared_users" != "0" ]; then
+    echo "==> several instances sharing one tenant budget: $shared_users users, instances $shared_instances, both throttle models"
+    "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 | tee "$scratch/worker-shared.txt"
+    echo "==> the same without x-ms-throttle-limit-percentage"
+    "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 --no-limit-percentage | tee "$scratch/worker-shared-nohdr.txt"
 fi
 
 {
@@ -63,8 +74,9 @@ EOF
 
 ## Worker engine against the Graph simulator
 
-The simulator answers every request after the set latency and enforces a sliding budget of
-resource units (GET = 1 RU, write = 2 RU), answering 429 with \`Retry-After\` when it is spent.
+The simulator answers every request after the set latency and enforces Graph's budget of
+resource units (GET = 1 RU, write = 2 RU) as a token bucket, answering 429 with a whole-second
+\`Retry-After\` when it is spent.
 The engine takes the users as one batch of queue messages; the baseline takes other users of the
 same shape one at a time, each call in turn, the way the community script does.
 
@@ -104,6 +116,37 @@ target/release/worker-bench --users $long_users --new-share 0.1 --baseline 200
 EOF
         cat "$scratch/worker-writes.txt"
         echo '```'
+    fi
+    if [ -f "$scratch/worker-shared.txt" ]; then
+        cat <<EOF
+
+## Several instances sharing one tenant budget
+
+N engine instances run in separate processes, as Lambda runs them (the benchmark starts itself
+again as each instance), and share one simulated tenant budget: one simulator with Graph's
+large-tenant budget of 8,000 RU per 10 s, 50 ms latency, 64 users in flight per instance, the users
+split evenly over the instances, 5% of them new (a write each). Each N runs on the token bucket
+(Graph's model) and on the sliding window. The ceiling is the users divided by the shortest run
+the limits allow for the RU the run spent (token bucket: the whole bucket at once, then its refill;
+sliding window: a full budget at once, the next one a window later).
+
+\`\`\`
+target/release/worker-bench --instances $shared_instances --models token-bucket,sliding-window --users $shared_users --new-share 0.05
+\`\`\`
+
+EOF
+        sed -n '/^| model/,$p' "$scratch/worker-shared.txt"
+        cat <<EOF
+
+The same runs with a simulator that never sends \`x-ms-throttle-limit-percentage\` (field reports
+say Graph may not): the instances learn from 429s alone.
+
+\`\`\`
+target/release/worker-bench --instances $shared_instances --models token-bucket,sliding-window --users $shared_users --new-share 0.05 --no-limit-percentage
+\`\`\`
+
+EOF
+        sed -n '/^| model/,$p' "$scratch/worker-shared-nohdr.txt"
     fi
     if [ -f "$root/scripts/bench-notes.md" ]; then
         echo

@@ -67,6 +67,9 @@ struct RegisteredApp {
 pub(crate) struct IssuedToken {
     expires: Instant,
     pub(crate) roles: Arc<[String]>,
+    /// The token's `tid` and `appid`: what a 429's `x-ms-throttle-scope` names.
+    pub(crate) tenant: Arc<str>,
+    pub(crate) client_id: Arc<str>,
 }
 
 /// Parses a PEM certificate into its RSA verification key and its `x5t#S256` thumbprint.
@@ -258,6 +261,8 @@ impl Auth {
             IssuedToken {
                 expires: now + Duration::from_secs(TOKEN_LIFETIME_SECS),
                 roles: roles.to_vec().into(),
+                tenant: tenant.into(),
+                client_id: client_id.into(),
             },
         );
         token

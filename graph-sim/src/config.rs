@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// How the simulator behaves. `Default` models a large tenant (8,000 RU per 10 s, 3,000 writes
-/// per 150 s), no latency, no faults, SMS sign-in allowed for nobody, only seeded users exist,
+/// per 150 s, counted as token buckets), no latency, no faults, SMS sign-in allowed for nobody, only seeded users exist,
 /// bodyless POSTs without `Content-Length` refused, SMS sign-in conflicts answered 409.
 ///
 /// A budget of `0` disables that budget (unlimited).
@@ -13,13 +13,20 @@ use std::time::Duration;
 pub struct SimConfig {
     /// Delay added to every request (Graph and token endpoint) before it is processed.
     pub latency: Duration,
+    /// How both budgets are counted (see the crate docs, "Throttling").
+    pub throttle_model: ThrottleModel,
+    /// Send `x-ms-throttle-limit-percentage` when usage is above 0.8 of a limit, as Microsoft
+    /// documents. Off: as field reports describe Graph (the header never came, even with 429s:
+    /// microsoftgraph/microsoft-graph-docs#15823), so a client must not depend on it.
+    pub limit_percentage_header: bool,
     /// Resource units per `window` (GET = 1 RU, write = 2 RU; see the crate docs).
     pub ru_per_window: u32,
-    /// Length of the sliding resource-unit window.
+    /// The resource-unit window: a bucket of `ru_per_window` refilled over `window`, or the
+    /// length of the sliding window.
     pub window: Duration,
     /// Write requests (POST/PATCH/DELETE) per `write_window`.
     pub writes_per_window: u32,
-    /// Length of the sliding write window.
+    /// The write window (a bucket's refill time, or the sliding window's length).
     pub write_window: Duration,
     /// Random fault injection.
     pub faults: FaultConfig,
@@ -50,6 +57,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             latency: Duration::ZERO,
+            throttle_model: ThrottleModel::default(),
+            limit_percentage_header: true,
             ru_per_window: 8000,
             window: Duration::from_secs(10),
             writes_per_window: 3000,
@@ -61,6 +70,52 @@ impl Default for SimConfig {
             require_content_length: true,
             echo_numbers_in_errors: false,
             auto_create_users: false,
+        }
+    }
+}
+
+/// How a budget of `limit` units per `window` is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThrottleModel {
+    /// A bucket holding `limit` tokens, refilled continuously at `limit / window` per second;
+    /// a request takes its cost out of it. Graph's identity-and-access model ("Throttling is based
+    /// on a token bucket algorithm", https://learn.microsoft.com/en-us/graph/throttling-limits).
+    #[default]
+    TokenBucket,
+    /// At most `limit` units in any sliding `window`: a full budget can be spent at once, and
+    /// comes back only as the requests leave the window.
+    SlidingWindow,
+}
+
+impl ThrottleModel {
+    /// The name used by `FromStr` and `Display`: `token-bucket`, `sliding-window`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleModel::TokenBucket => "token-bucket",
+            ThrottleModel::SlidingWindow => "sliding-window",
+        }
+    }
+}
+
+impl fmt::Display for ThrottleModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown throttle model name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown throttle model '{0}' (expected token-bucket or sliding-window)")]
+pub struct UnknownThrottleModel(pub String);
+
+impl FromStr for ThrottleModel {
+    type Err = UnknownThrottleModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "token-bucket" | "bucket" => Ok(ThrottleModel::TokenBucket),
+            "sliding-window" | "window" => Ok(ThrottleModel::SlidingWindow),
+            _ => Err(UnknownThrottleModel(s.to_string())),
         }
     }
 }
@@ -121,7 +176,8 @@ impl FaultConfig {
 /// What an injected fault does. All kinds except `AfterCommit` strike before any state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultKind {
-    /// 429 `TooManyRequests` with a `Retry-After` (0.05-0.5 s).
+    /// 429 `TooManyRequests` with a fractional `Retry-After` (0.05-0.5 s). Not Graph's
+    /// throttling (that answers whole seconds): it keeps a client's parsing of fractions tested.
     Throttle429,
     /// 500 `generalException`.
     Status500,
@@ -196,6 +252,15 @@ mod tests {
             assert_eq!(k.as_str().parse::<FaultKind>(), Ok(k));
         }
         assert!("teapot".parse::<FaultKind>().is_err());
+    }
+
+    #[test]
+    fn throttle_model_names_round_trip() {
+        for m in [ThrottleModel::TokenBucket, ThrottleModel::SlidingWindow] {
+            assert_eq!(m.as_str().parse::<ThrottleModel>(), Ok(m));
+        }
+        assert_eq!(ThrottleModel::default(), ThrottleModel::TokenBucket);
+        assert!("leaky".parse::<ThrottleModel>().is_err());
     }
 
     #[test]

@@ -18,17 +18,35 @@
 //!
 //! # Throttling
 //!
-//! Two sliding-window budgets per simulator (one app in one tenant):
+//! Two budgets per simulator (one app in one tenant), as Graph's identity-and-access service
+//! applies them per application+tenant pair
+//! (<https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits>):
 //! - resource units: every Graph request costs [`READ_COST_RU`] (1 RU) for a GET and
 //!   [`WRITE_COST_RU`] (2 RU) for a write (POST, PATCH, DELETE, including the SMS sign-in
 //!   actions), at most `ru_per_window` per `window`;
 //! - writes: every write also costs one unit of `writes_per_window` per `write_window`.
 //!
-//! A request that does not fit is not charged and gets 429 `TooManyRequests` with
-//! `Retry-After` = seconds until enough units leave the window (millisecond precision, may be
-//! fractional, e.g. `0.35`). Each request of a `$batch` is charged on its own and can be 429
-//! inside the 200 batch response. Routing errors (unknown path, 405) and 401s are not charged;
-//! everything routed is, including 404s and 400s.
+//! [`SimConfig::throttle_model`] says how both are counted. [`ThrottleModel::TokenBucket`] (the
+//! default) is Graph's ("Throttling is based on a token bucket algorithm, which works by adding
+//! individual costs of requests", same page): a bucket of `ru_per_window` tokens refilled
+//! continuously at `ru_per_window / window` per second. [`ThrottleModel::SlidingWindow`] counts
+//! the units of the last `window` instead.
+//!
+//! A request that does not fit is not charged ("Only the requests exceeding the limits will be
+//! throttled", same page) and gets 429 `TooManyRequests` with `Retry-After` = the seconds until
+//! it would fit, rounded up to whole seconds, at least 1 ("retry-after set to 1 on every 429",
+//! microsoftgraph/msgraph-sdk-javascript#297). The 429 carries `x-ms-throttle-scope`
+//! (`Tenant_Application/ReadWrite/{appId}/{tenantId}` for the resource units,
+//! `Tenant_Application/Write/...` for the writes) and `x-ms-throttle-information`
+//! (`ResourceUnitLimitExceeded`, `WriteLimitExceeded`). Every admitted request carries
+//! `x-ms-resource-unit` (its cost) and, while more than 0.8 of a limit it counts against is in
+//! use, `x-ms-throttle-limit-percentage` (the share in use, `0.81` to `1.00` here: refused
+//! requests are not charged, so the documented values up to 1.8 do not occur); all four headers as
+//! described under "Additional headers" on the same page.
+//! [`SimConfig::limit_percentage_header`] turns the last one off, as field reports describe Graph
+//! (microsoftgraph/microsoft-graph-docs#15823). Each request of a `$batch` is charged on its own
+//! and can be 429 inside the 200 batch response, with these headers in its entry. Routing errors
+//! (unknown path, 405) and 401s are not charged; everything routed is, including 404s and 400s.
 //!
 //! # Faults
 //!
@@ -143,7 +161,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth::{CertificateError, DEFAULT_ROLES, MAX_ASSERTION_LIFETIME_SECS, TOKEN_LIFETIME_SECS};
-pub use config::{FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, UnknownFaultKind};
+pub use config::{
+    FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, ThrottleModel, UnknownFaultKind,
+    UnknownThrottleModel,
+};
 pub use model::{
     PhoneType, SeedUser, SimStats, UserState, WriteRecord, ALTERNATE_MOBILE_METHOD_ID,
     EMAIL_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
@@ -180,8 +201,8 @@ pub(crate) fn snapshot_stats(inner: &Inner) -> SimStats {
     let mut stats = inner.stats.lock().clone();
     let now = Instant::now();
     let mut t = inner.throttle.lock();
-    stats.ru_in_window = t.ru.in_window(now);
-    stats.writes_in_window = t.writes.in_window(now);
+    stats.ru_in_window = t.ru.in_use(now);
+    stats.writes_in_window = t.writes.in_use(now);
     stats.peak_ru_in_window = t.ru.peak();
     stats.peak_writes_in_window = t.writes.peak();
     stats
@@ -205,6 +226,7 @@ impl GraphSim {
             base_url: format!("http://{addr}"),
             directory: Mutex::new(directory),
             throttle: Mutex::new(Throttle::new(
+                cfg.throttle_model,
                 cfg.ru_per_window,
                 cfg.window,
                 cfg.writes_per_window,
@@ -216,6 +238,7 @@ impl GraphSim {
             latency_us: AtomicU64::new(duration_micros(cfg.latency)),
             timeout_hold_ms: AtomicU64::new(duration_millis(DEFAULT_TIMEOUT_HOLD)),
             require_content_length: AtomicBool::new(cfg.require_content_length),
+            limit_percentage_header: AtomicBool::new(cfg.limit_percentage_header),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = server::router(inner.clone());
@@ -333,7 +356,8 @@ impl GraphSim {
             .store(duration_millis(d), Ordering::Relaxed);
     }
 
-    /// Changes both budgets (0 = unlimited); what is already in the windows stays counted.
+    /// Changes both budgets (0 = unlimited), keeping the model; what is already spent stays
+    /// counted.
     pub fn set_budgets(
         &self,
         ru_per_window: u32,
@@ -341,9 +365,18 @@ impl GraphSim {
         writes_per_window: u32,
         write_window: Duration,
     ) {
+        let now = Instant::now();
         let mut t = self.inner.throttle.lock();
-        t.ru.reconfigure(ru_per_window, window);
-        t.writes.reconfigure(writes_per_window, write_window);
+        t.ru.reconfigure(ru_per_window, window, now);
+        t.writes.reconfigure(writes_per_window, write_window, now);
+    }
+
+    /// Whether admitted requests carry `x-ms-throttle-limit-percentage` above 0.8 of a limit
+    /// (see [`SimConfig::limit_percentage_header`]).
+    pub fn set_limit_percentage_header(&self, on: bool) {
+        self.inner
+            .limit_percentage_header
+            .store(on, Ordering::Relaxed);
     }
 
     pub fn set_sms_sign_in_policy(&self, on: bool) {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use graph_sim::{FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig, SmsConflictAnswer};
+use graph_sim::{
+    FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig, SmsConflictAnswer, ThrottleModel,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Simulates Microsoft Graph authentication phone/email methods and the token endpoint.
@@ -19,6 +21,12 @@ struct Args {
     /// Delay added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// How the budgets are counted: token-bucket (Graph's model) or sliding-window.
+    #[arg(long, default_value = "token-bucket")]
+    throttle_model: ThrottleModel,
+    /// Never send `x-ms-throttle-limit-percentage` (field reports say Graph does not).
+    #[arg(long)]
+    no_limit_percentage_header: bool,
     /// Resource units per window (GET 1 RU, write 2 RU; 0 = unlimited).
     #[arg(long, default_value_t = 8000)]
     ru_per_window: u32,
@@ -87,6 +95,8 @@ fn parse_registration(spec: &str) -> Result<(String, String, PathBuf), String> {
 async fn run(args: Args) -> Result<(), String> {
     let cfg = SimConfig {
         latency: Duration::from_millis(args.latency_ms),
+        throttle_model: args.throttle_model,
+        limit_percentage_header: !args.no_limit_percentage_header,
         ru_per_window: args.ru_per_window,
         window: Duration::from_millis(args.window_ms),
         writes_per_window: args.writes_per_window,

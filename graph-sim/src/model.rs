@@ -186,12 +186,13 @@ pub struct SimStats {
     pub faults_injected: u64,
     pub ru_used: u64,
     pub writes: u64,
-    /// Resource units in the current sliding window.
+    /// Resource units counted against the limit now: in the sliding window, or taken from the
+    /// token bucket and not yet refilled.
     pub ru_in_window: u64,
-    /// Writes in the current sliding write window.
+    /// Writes counted against the write limit now (as `ru_in_window`).
     pub writes_in_window: u64,
-    /// Highest resource units ever held in one sliding window.
+    /// Highest `ru_in_window` ever reached.
     pub peak_ru_in_window: u64,
-    /// Highest writes ever held in one sliding write window.
+    /// Highest `writes_in_window` ever reached.
     pub peak_writes_in_window: u64,
 }

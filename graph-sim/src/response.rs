@@ -4,11 +4,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-/// A Graph answer: status, optional `Retry-After`, optional JSON body.
+/// A Graph answer: status, optional `Retry-After`, other headers (the throttling ones), optional
+/// JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SimResponse {
     pub(crate) status: StatusCode,
     pub(crate) retry_after: Option<String>,
+    pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Option<Value>,
 }
 
@@ -17,6 +19,7 @@ impl SimResponse {
         SimResponse {
             status,
             retry_after: None,
+            headers: Vec::new(),
             body: Some(body),
         }
     }
@@ -25,12 +28,18 @@ impl SimResponse {
         SimResponse {
             status: StatusCode::NO_CONTENT,
             retry_after: None,
+            headers: Vec::new(),
             body: None,
         }
     }
 
     pub(crate) fn with_retry_after(mut self, retry_after: Option<String>) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -42,6 +51,9 @@ impl SimResponse {
         }
         if let Some(ra) = &self.retry_after {
             headers.insert("Retry-After".into(), json!(ra));
+        }
+        for (name, value) in &self.headers {
+            headers.insert((*name).into(), json!(value));
         }
         let mut entry = json!({
             "id": id,
@@ -64,6 +76,11 @@ impl IntoResponse for SimResponse {
         if let Some(ra) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&ra) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
             }
         }
         if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {

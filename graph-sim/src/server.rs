@@ -28,7 +28,10 @@ use crate::directory::Directory;
 use crate::model::SimStats;
 use crate::response::{too_many_requests, unauthorized, GraphError, SimResponse};
 use crate::routes::{self, ApiVersion, DeniedShape, Route};
-use crate::throttle::{format_retry_after, Throttle, READ_COST_RU, WRITE_COST_RU};
+use crate::throttle::{
+    format_fractional_retry_after, format_limit_percentage, format_retry_after, Admitted, Refused,
+    Throttle,
+};
 
 /// Most requests Graph accepts in one `$batch`.
 pub const MAX_BATCH_REQUESTS: usize = 20;
@@ -47,6 +50,7 @@ pub(crate) struct Inner {
     pub(crate) latency_us: AtomicU64,
     pub(crate) timeout_hold_ms: AtomicU64,
     pub(crate) require_content_length: std::sync::atomic::AtomicBool,
+    pub(crate) limit_percentage_header: std::sync::atomic::AtomicBool,
 }
 
 /// Lets a handler close the connection its request arrived on.
@@ -81,7 +85,25 @@ fn no_content(_: ()) -> SimResponse {
 }
 
 fn random_retry_after() -> String {
-    format_retry_after(Duration::from_millis(rand::random_range(50..=500)))
+    format_fractional_retry_after(Duration::from_millis(rand::random_range(50..=500)))
+}
+
+/// A 429 from the budgets, with Graph's throttling headers (see the crate docs, "Throttling").
+fn throttled(refused: Refused, grant: &IssuedToken) -> SimResponse {
+    too_many_requests(format_retry_after(refused.wait))
+        .with_header(
+            "x-ms-throttle-scope",
+            format!(
+                "Tenant_Application/{}/{}/{}",
+                refused.limit.scope_kind(),
+                grant.client_id,
+                grant.tenant
+            ),
+        )
+        .with_header(
+            "x-ms-throttle-information",
+            refused.limit.information().to_string(),
+        )
 }
 
 impl Inner {
@@ -172,20 +194,47 @@ impl Inner {
         {
             let mut s = self.stats.lock();
             match admitted {
-                Ok(()) => {
-                    s.ru_used += u64::from(if is_write {
-                        WRITE_COST_RU
-                    } else {
-                        READ_COST_RU
-                    });
+                Ok(a) => {
+                    s.ru_used += u64::from(a.cost_ru);
                     s.writes += u64::from(is_write);
                 }
                 Err(_) => s.throttled += 1,
             }
         }
-        if let Err(wait) = admitted {
-            return Outcome::Respond(too_many_requests(format_retry_after(wait)));
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(refused) => return Outcome::Respond(throttled(refused, grant)),
+        };
+        match self.answer(version, &route, query, body, fault, method) {
+            Outcome::Respond(r) => Outcome::Respond(self.usage_headers(r, admitted)),
+            other => other,
         }
+    }
+
+    /// `x-ms-resource-unit` and, above 0.8 of a limit, `x-ms-throttle-limit-percentage` on an
+    /// admitted request's answer (see the crate docs, "Throttling").
+    fn usage_headers(&self, response: SimResponse, admitted: Admitted) -> SimResponse {
+        let response = response.with_header("x-ms-resource-unit", admitted.cost_ru.to_string());
+        match admitted.limit_percentage {
+            Some(share) if self.limit_percentage_header.load(Ordering::Relaxed) => response
+                .with_header(
+                    "x-ms-throttle-limit-percentage",
+                    format_limit_percentage(share),
+                ),
+            _ => response,
+        }
+    }
+
+    /// An admitted request: faults, then the directory.
+    fn answer(
+        &self,
+        version: ApiVersion,
+        route: &Route,
+        query: Option<&str>,
+        body: Result<Option<Value>, GraphError>,
+        fault: FaultChoice,
+        method: &Method,
+    ) -> Outcome {
         let fault = match fault {
             FaultChoice::Roll => self.roll_fault(),
             FaultChoice::Preset(f) => f,
@@ -227,7 +276,7 @@ impl Inner {
             Ok(b) => b,
             Err(e) => return Outcome::Respond(e.into()),
         };
-        let response = self.execute(version, &route, query, body.as_ref());
+        let response = self.execute(version, route, query, body.as_ref());
         if fault == Some(FaultKind::AfterCommit) {
             return Outcome::Respond(
                 GraphError::new(

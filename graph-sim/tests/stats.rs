@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use graph_sim::{SeedUser, SimConfig, WriteRecord, MOBILE_METHOD_ID};
+use graph_sim::{SeedUser, SimConfig, ThrottleModel, WriteRecord, MOBILE_METHOD_ID};
 use reqwest::Method;
 use serde_json::json;
 
@@ -12,6 +12,8 @@ async fn stats_and_write_log_count_requests_and_writes() {
     let env = Env::with_users(
         SimConfig {
             sms_sign_in_policy: true,
+            // A window holds exactly what was spent (a bucket refills while the test runs).
+            throttle_model: ThrottleModel::SlidingWindow,
             ..SimConfig::default()
         },
         vec![SeedUser {

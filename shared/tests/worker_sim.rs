@@ -769,7 +769,7 @@ async fn the_engine_finds_the_ru_ceiling_without_a_429_storm() {
         "{rate:.0} users/s in {elapsed:.1} s, {s:?}"
     );
     let learned = client.limiter().snapshot();
-    assert!(learned.learned_window.is_some(), "{learned:?}");
+    assert!(learned.pace.is_some(), "{learned:?}");
     sim.shutdown().await;
 }
 

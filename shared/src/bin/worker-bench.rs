@@ -5,20 +5,31 @@
 //! sample of users the community-script way (one user at a time, calls in turn), and prints
 //! throughput, budget use, throttling, requests per user and the ratio.
 //!
-//! `cargo run --release -p mfa-preload-core --features bench --bin worker-bench -- [options]`
-//!   --users N            users for the engine (10000)
+//! With `--instances 1,4,16` it runs instead N engine instances in separate processes (the bench
+//! starts itself again as each child, as Lambda runs one engine per instance) sharing one
+//! simulated tenant budget, for every N and every model of `--models`, and prints a table: users/s
+//! as a share of the ceiling the budget sets, the share of 429s, and the run time against the
+//! shortest run the limits allow.
+//!
+//! `cargo build --release --workspace --features mfa-preload-core/bench`, then
+//! `target/release/worker-bench [options]`:
+//!   --users N            users for the engine (10000; with --instances: in all, split evenly)
 //!   --baseline N         users timed the sequential way, then extrapolated (200)
 //!   --latency-ms N       simulator latency per request (50)
 //!   --ru N               RU per window (8000); --window-s S (10)
 //!   --new-share F        share of users that need a new mobile (0.1); the rest are re-runs
 //!   --concurrency N      users in flight in the engine (512)
 //!   --increase F         limiter growth per round trip (the client's default)
+//!   --model M            token-bucket (default) or sliding-window
+//!   --instances LIST     e.g. 1,4,16: the several-instances run (no baseline)
+//!   --models LIST        models for --instances (token-bucket,sliding-window)
+//!   --no-limit-percentage  the simulator sends no x-ms-throttle-limit-percentage
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph_sim::{GraphSim, SeedUser, SimConfig};
+use graph_sim::{GraphSim, SeedUser, SimConfig, ThrottleModel};
 use mfa_preload_core::apply::apply;
 use mfa_preload_core::config::GraphSettings;
 use mfa_preload_core::dlq::MemoryDlq;
@@ -41,6 +52,15 @@ struct Args {
     increase: f64,
     decrease: f64,
     slow_start: bool,
+    model: ThrottleModel,
+    instances: Vec<usize>,
+    models: Vec<ThrottleModel>,
+    limit_percentage: bool,
+    /// Set in a child: the simulator's base URL and the prefix of its users.
+    child_of: Option<String>,
+    prefix: String,
+    offset: usize,
+    concurrency_set: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,9 +75,21 @@ fn parse_args() -> Result<Args, String> {
         increase: LimiterConfig::default().increase,
         decrease: LimiterConfig::default().decrease,
         slow_start: LimiterConfig::default().slow_start,
+        model: ThrottleModel::default(),
+        instances: Vec::new(),
+        models: vec![ThrottleModel::TokenBucket, ThrottleModel::SlidingWindow],
+        limit_percentage: true,
+        child_of: None,
+        prefix: "u".into(),
+        offset: 0,
+        concurrency_set: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--no-limit-percentage" {
+            a.limit_percentage = false;
+            continue;
+        }
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |_| format!("{flag}: '{val}' is not a number");
         match flag.as_str() {
@@ -71,7 +103,29 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("{flag}: '{val}' is not a number"))?
             }
-            "--concurrency" => a.concurrency = val.parse().map_err(bad)?,
+            "--concurrency" => {
+                a.concurrency = val.parse().map_err(bad)?;
+                a.concurrency_set = true;
+            }
+            "--model" => a.model = val.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--models" => {
+                a.models = val
+                    .split(',')
+                    .map(|m| m.parse().map_err(|e| format!("{flag}: {e}")))
+                    .collect::<Result<_, String>>()?
+            }
+            "--instances" => {
+                a.instances = val
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err(format!("{flag}: '{n}' is not a positive number")),
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            "--child-of" => a.child_of = Some(val),
+            "--prefix" => a.prefix = val,
+            "--offset" => a.offset = val.parse().map_err(bad)?,
             "--decrease" => {
                 a.decrease = val
                     .parse()
@@ -104,15 +158,14 @@ fn number(i: usize) -> String {
     format!("+1 555{:07}", i)
 }
 
-/// Seeds users `prefix{i}`; the first `new` of every 10 have no mobile yet (they get one), the
-/// others already have the requested number (a verification re-run: one GET, no write).
-fn seed_and_requests(
-    sim: &GraphSim,
+/// Users `prefix{i}` and their requests: one in every `1 / new_share` has no mobile yet (it gets
+/// one), the others already have the requested number (a verification re-run: one GET, no write).
+fn users_and_requests(
     prefix: &str,
     n: usize,
     new_share: f64,
     offset: usize,
-) -> Vec<Request> {
+) -> (Vec<SeedUser>, Vec<Request>) {
     let new_every = if new_share > 0.0 {
         (1.0 / new_share).round().max(1.0) as usize
     } else {
@@ -145,11 +198,40 @@ fn seed_and_requests(
             default_method: None,
         });
     }
+    (seeds, reqs)
+}
+
+/// Seeds the users of [`users_and_requests`] into `sim` and returns their requests.
+fn seed_and_requests(
+    sim: &GraphSim,
+    prefix: &str,
+    n: usize,
+    new_share: f64,
+    offset: usize,
+) -> Vec<Request> {
+    let (seeds, reqs) = users_and_requests(prefix, n, new_share, offset);
     sim.add_users(seeds);
     reqs
 }
 
+fn messages(reqs: &[Request]) -> Vec<InboundMessage> {
+    reqs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            InboundMessage::new(
+                i.to_string(),
+                serde_json::to_string(r).unwrap_or_default(),
+                1,
+            )
+        })
+        .collect()
+}
+
 fn client(sim: &GraphSim, limiter: LimiterConfig) -> Result<Arc<GraphClient>, String> {
+    client_at(&sim.base_url(), limiter)
+}
+
+fn client_at(base_url: &str, limiter: LimiterConfig) -> Result<Arc<GraphClient>, String> {
     let creds = Credentials::from_pem(
         TENANT,
         CLIENT_ID,
@@ -157,7 +239,7 @@ fn client(sim: &GraphSim, limiter: LimiterConfig) -> Result<Arc<GraphClient>, St
         &fixture("test-app.key.pem")?,
     )
     .map_err(|e| e.to_string())?;
-    let settings = GraphSettings::single_host(&sim.base_url()).map_err(|e| e.to_string())?;
+    let settings = GraphSettings::single_host(base_url).map_err(|e| e.to_string())?;
     let opts = ClientOptions {
         limiter,
         ..ClientOptions::default()
@@ -176,10 +258,21 @@ async fn main() {
 }
 
 async fn run() -> Result<(), String> {
-    let a = parse_args()?;
+    let mut a = parse_args()?;
+    if let Some(base_url) = a.child_of.clone() {
+        return instances::child(&a, &base_url).await;
+    }
+    if !a.instances.is_empty() {
+        if !a.concurrency_set {
+            a.concurrency = instances::DEFAULT_CONCURRENCY;
+        }
+        return instances::run(&a).await;
+    }
     let window = Duration::from_secs(a.window_s);
     let sim = GraphSim::start(SimConfig {
         latency: Duration::from_millis(a.latency_ms),
+        throttle_model: a.model,
+        limit_percentage_header: a.limit_percentage,
         ru_per_window: a.ru,
         window,
         ..SimConfig::default()
@@ -189,23 +282,13 @@ async fn run() -> Result<(), String> {
     sim.register_app(TENANT, CLIENT_ID, &fixture("test-app.crt.pem")?);
     let budget_rate = f64::from(a.ru) / window.as_secs_f64();
     println!(
-        "simulator: latency {} ms, {} RU / {} s ({budget_rate:.0} RU/s), writes 3000 / 150 s; GET = 1 RU, write = 2 RU",
-        a.latency_ms, a.ru, a.window_s
+        "simulator: latency {} ms, {} RU / {} s ({budget_rate:.0} RU/s), writes 3000 / 150 s, {}; GET = 1 RU, write = 2 RU",
+        a.latency_ms, a.ru, a.window_s, a.model
     );
 
     // ---- the engine ----
     let reqs = seed_and_requests(&sim, "u", a.users, a.new_share, 0);
-    let messages: Vec<InboundMessage> = reqs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            InboundMessage::new(
-                i.to_string(),
-                serde_json::to_string(r).unwrap_or_default(),
-                1,
-            )
-        })
-        .collect();
+    let messages = messages(&reqs);
     let engine = client(
         &sim,
         LimiterConfig {
@@ -271,7 +354,7 @@ async fn run() -> Result<(), String> {
     let answered = stats.requests.max(1) as f64;
 
     // Steady state: from the end of the first window to the last sample, RU spent per second
-    // against the budget's rate, and how full the sliding window was kept.
+    // against the budget's rate, and how much of the budget was in use.
     let steady: Vec<_> = samples.iter().filter(|x| x.0 >= window).collect();
     let steady_share = match (steady.first(), steady.last()) {
         (Some(f), Some(l)) if l.0 > f.0 => {
@@ -315,7 +398,7 @@ async fn run() -> Result<(), String> {
     );
     match (steady_share, window_fill) {
         (Some(rate), Some(fill)) => println!(
-            "  steady state (t >= {} s, {} samples): {:.1}% of the budget rate spent; sliding window {:.1}% full on average",
+            "  steady state (t >= {} s, {} samples): {:.1}% of the budget rate spent; budget {:.1}% in use on average",
             a.window_s,
             steady.len(),
             100.0 * rate,
@@ -396,13 +479,15 @@ async fn run() -> Result<(), String> {
             100.0 * users_per_s / ceiling
         );
     }
-    // The shortest run the simulator's two sliding windows allow for this work: a full window
-    // may be spent at once, the rest only as it slides.
+    // The shortest run the simulator's two budgets allow for this work.
     let defaults = SimConfig::default();
-    let ru_floor = (stats.ru_used as f64 - f64::from(a.ru)).max(0.0) / budget_rate;
-    let write_floor = (stats.writes.saturating_sub(1)
-        / u64::from(defaults.writes_per_window.max(1))) as f64
-        * defaults.write_window.as_secs_f64();
+    let ru_floor = shortest_run(a.model, stats.ru_used, a.ru, window);
+    let write_floor = shortest_run(
+        a.model,
+        stats.writes,
+        defaults.writes_per_window,
+        defaults.write_window,
+    );
     let floor = ru_floor.max(write_floor);
     if floor > 0.0 {
         println!(
@@ -415,4 +500,332 @@ async fn run() -> Result<(), String> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// The shortest run, in seconds, in which `units` of a budget of `limit` per `window` can be
+/// spent: a token bucket lets its `limit` go at once and then refills at `limit / window` per
+/// second; a sliding window lets `limit` go at once and the next `limit` one window later.
+fn shortest_run(model: ThrottleModel, units: u64, limit: u32, window: Duration) -> f64 {
+    if limit == 0 || units == 0 {
+        return 0.0;
+    }
+    let limit = f64::from(limit);
+    let units = units as f64;
+    match model {
+        ThrottleModel::TokenBucket => (units - limit).max(0.0) / (limit / window.as_secs_f64()),
+        ThrottleModel::SlidingWindow => ((units / limit).ceil() - 1.0) * window.as_secs_f64(),
+    }
+}
+
+/// `--instances`: several engine processes sharing one simulated tenant budget.
+mod instances {
+    use super::*;
+
+    use serde::{Deserialize, Serialize};
+    use tokio::io::AsyncReadExt;
+
+    /// Users in flight per instance unless `--concurrency` says otherwise.
+    pub(super) const DEFAULT_CONCURRENCY: usize = 64;
+
+    /// What a child reports on its stdout (one JSON line).
+    #[derive(Debug, Serialize, Deserialize)]
+    struct ChildReport {
+        users: usize,
+        done: usize,
+        requests: u64,
+        throttled: u64,
+        elapsed_s: f64,
+        pace: Option<f64>,
+    }
+
+    /// One instance: its users as one batch through one worker, then a report.
+    pub(super) async fn child(a: &Args, base_url: &str) -> Result<(), String> {
+        let (_, reqs) = users_and_requests(&a.prefix, a.users, a.new_share, a.offset);
+        let engine = client_at(base_url, LimiterConfig::default())?;
+        let worker = Worker::new(
+            engine.clone(),
+            Arc::new(MemoryDlq::new()),
+            WorkerConfig {
+                concurrency: a.concurrency,
+                max_receive_count: 5,
+                ..WorkerConfig::default()
+            },
+        );
+        let start = Instant::now();
+        let reports = if std::env::var_os("BENCH_PACE").is_some() {
+            // Print the limiter's state as the run goes (for tuning).
+            let watch = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    eprintln!(
+                        "      {} {:5.2} s: {:?}",
+                        a.prefix,
+                        start.elapsed().as_secs_f64(),
+                        engine.limiter().snapshot()
+                    );
+                }
+            };
+            tokio::select! {
+                r = worker.process(messages(&reqs)) => r,
+                () = watch => Vec::new(),
+            }
+        } else {
+            worker.process(messages(&reqs)).await
+        };
+        let elapsed = start.elapsed();
+        let cstats = engine.stats();
+        let report = ChildReport {
+            users: a.users,
+            done: reports
+                .iter()
+                .filter(|r| matches!(r.disposition, Disposition::Done(_)))
+                .count(),
+            requests: cstats.requests,
+            throttled: cstats.throttled,
+            elapsed_s: elapsed.as_secs_f64(),
+            pace: cstats.pace,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+        Ok(())
+    }
+
+    /// Sets the flag when dropped (the run is over, however it ended).
+    struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// One row of the table.
+    struct Row {
+        model: ThrottleModel,
+        instances: usize,
+        users: usize,
+        done: usize,
+        elapsed: f64,
+        requests: u64,
+        throttled: u64,
+        ru_used: u64,
+        writes: u64,
+        shortest: f64,
+        slowest_child: f64,
+        fastest_child: f64,
+    }
+
+    pub(super) async fn run(a: &Args) -> Result<(), String> {
+        let window = Duration::from_secs(a.window_s);
+        let budget_rate = f64::from(a.ru) / window.as_secs_f64();
+        let defaults = SimConfig::default();
+        println!(
+            "simulator: latency {} ms, {} RU / {} s ({budget_rate:.0} RU/s), writes {} / {} s, x-ms-throttle-limit-percentage {}; GET = 1 RU, write = 2 RU",
+            a.latency_ms,
+            a.ru,
+            a.window_s,
+            defaults.writes_per_window,
+            defaults.write_window.as_secs(),
+            if a.limit_percentage { "sent" } else { "never sent" }
+        );
+        println!(
+            "work: {} users in all ({:.0}% new), split evenly over the instances; {} users in flight per instance",
+            a.users,
+            100.0 * a.new_share,
+            a.concurrency
+        );
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+        let mut rows = Vec::new();
+        for &model in &a.models {
+            for &n in &a.instances {
+                let row = one_run(a, &exe, model, n).await?;
+                eprintln!(
+                    "worker-bench: {model}, {n} instance(s): {:.1} s, {} 429s",
+                    row.elapsed, row.throttled
+                );
+                rows.push(row);
+            }
+        }
+        println!();
+        println!("| model | instances | users | run time | users/s | ceiling (users/s) | share of the ceiling | requests | 429s | share of 429s | shortest run | run / shortest | instances finished within |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            let users_per_s = r.done as f64 / r.elapsed;
+            // The ceiling for this work: the users in the shortest run the limits allow.
+            let ceiling = r.users as f64 / r.shortest.max(1e-9);
+            println!(
+                "| {} | {} | {} | {:.1} s | {:.0} | {:.0} | {:.1}% | {} | {} | {:.2}% | {:.1} s | {:.2}x | {:.1}-{:.1} s |",
+                r.model,
+                r.instances,
+                r.users,
+                r.elapsed,
+                users_per_s,
+                ceiling,
+                100.0 * users_per_s / ceiling,
+                r.requests,
+                r.throttled,
+                100.0 * r.throttled as f64 / r.requests.max(1) as f64,
+                r.shortest,
+                r.elapsed / r.shortest.max(1e-9),
+                r.fastest_child,
+                r.slowest_child,
+            );
+        }
+        println!();
+        for r in &rows {
+            println!(
+                "{} x{}: RU used {} ({:.3} per user), writes {}; shortest run = {}",
+                r.model,
+                r.instances,
+                r.ru_used,
+                r.ru_used as f64 / r.users.max(1) as f64,
+                r.writes,
+                match r.model {
+                    ThrottleModel::TokenBucket => format!(
+                        "({} - {}) RU / {budget_rate:.0} RU/s = {:.1} s",
+                        r.ru_used, a.ru, r.shortest
+                    ),
+                    ThrottleModel::SlidingWindow => format!(
+                        "(ceil({} / {}) - 1) x {} s = {:.1} s",
+                        r.ru_used, a.ru, a.window_s, r.shortest
+                    ),
+                }
+            );
+        }
+        Ok(())
+    }
+
+    async fn one_run(
+        a: &Args,
+        exe: &std::path::Path,
+        model: ThrottleModel,
+        n: usize,
+    ) -> Result<Row, String> {
+        let window = Duration::from_secs(a.window_s);
+        let sim = GraphSim::start(SimConfig {
+            latency: Duration::from_millis(a.latency_ms),
+            throttle_model: model,
+            limit_percentage_header: a.limit_percentage,
+            ru_per_window: a.ru,
+            window,
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        sim.register_app(TENANT, CLIENT_ID, &fixture("test-app.crt.pem")?);
+        let mut shares = Vec::with_capacity(n);
+        let mut offset = 0;
+        for k in 0..n {
+            let count = a.users / n + usize::from(k < a.users % n);
+            let prefix = format!("i{k}-");
+            let (seeds, _) = users_and_requests(&prefix, count, a.new_share, offset);
+            sim.add_users(seeds);
+            shares.push((prefix, count, offset));
+            offset += count;
+        }
+        sim.reset_stats();
+        let start = Instant::now();
+        let mut children = Vec::with_capacity(n);
+        for (prefix, count, offset) in &shares {
+            let child = tokio::process::Command::new(exe)
+                .args([
+                    "--child-of",
+                    &sim.base_url(),
+                    "--prefix",
+                    prefix,
+                    "--users",
+                    &count.to_string(),
+                    "--offset",
+                    &offset.to_string(),
+                    "--new-share",
+                    &a.new_share.to_string(),
+                    "--concurrency",
+                    &a.concurrency.to_string(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start an instance: {e}"))?;
+            children.push(child);
+        }
+        // Sample the simulator while the instances run (BENCH_TIMELINE prints it).
+        let timeline = std::env::var_os("BENCH_TIMELINE").is_some();
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let sampler = async {
+            let mut prev = (0u64, 0u64);
+            let mut t = 0.0;
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                t += 0.5;
+                let s = sim.stats();
+                if timeline {
+                    eprintln!(
+                        "    {t:5.1} s: {:5.0} RU/s, {:4} x429, budget in use {:5}",
+                        (s.ru_used - prev.0) as f64 / 0.5,
+                        s.throttled - prev.1,
+                        s.ru_in_window
+                    );
+                }
+                prev = (s.ru_used, s.throttled);
+            }
+        };
+        let wait_all = async {
+            let _done = SetOnDrop(&finished);
+            let mut reports = Vec::with_capacity(n);
+            for mut child in children {
+                let mut out = String::new();
+                if let Some(mut stdout) = child.stdout.take() {
+                    stdout
+                        .read_to_string(&mut out)
+                        .await
+                        .map_err(|e| format!("instance output: {e}"))?;
+                }
+                let status = child.wait().await.map_err(|e| format!("instance: {e}"))?;
+                if !status.success() {
+                    return Err(format!("an instance failed: {status}"));
+                }
+                // The engine's metrics go to stdout too (CloudWatch's embedded format): the
+                // report is the last line that reads as one.
+                let report: ChildReport = out
+                    .lines()
+                    .rev()
+                    .find_map(|l| serde_json::from_str(l.trim()).ok())
+                    .ok_or_else(|| format!("no instance report in '{}'", out.trim()))?;
+                reports.push(report);
+            }
+            Ok::<_, String>(reports)
+        };
+        let (reports, ()) = tokio::join!(wait_all, sampler);
+        let reports = reports?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let stats = sim.stats();
+        sim.shutdown().await;
+        let defaults = SimConfig::default();
+        let shortest = shortest_run(model, stats.ru_used, a.ru, window).max(shortest_run(
+            model,
+            stats.writes,
+            defaults.writes_per_window,
+            defaults.write_window,
+        ));
+        Ok(Row {
+            model,
+            instances: n,
+            users: a.users,
+            done: reports.iter().map(|r| r.done).sum(),
+            elapsed,
+            requests: stats.requests,
+            throttled: stats.throttled,
+            ru_used: stats.ru_used,
+            writes: stats.writes,
+            shortest,
+            slowest_child: reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max),
+            fastest_child: reports
+                .iter()
+                .map(|r| r.elapsed_s)
+                .fold(f64::INFINITY, f64::min),
+        })
+    }
 }

@@ -95,6 +95,8 @@ pub struct ClientStats {
     pub token_requests: u64,
     /// The adaptive concurrency limit now.
     pub concurrency_limit: f64,
+    /// The limiter's learned pace (requests per second), once Graph signalled its limit.
+    pub pace: Option<f64>,
 }
 
 /// Which Graph version a call goes to.
@@ -232,6 +234,7 @@ impl GraphClient {
             network_errors: c.network_errors.load(Ordering::Relaxed),
             token_requests: self.tokens.token_requests(),
             concurrency_limit: self.limiter.snapshot().limit,
+            pace: self.limiter.snapshot().pace,
         }
     }
 
@@ -332,10 +335,11 @@ impl GraphClient {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()))
                         .map(|d| d.min(self.opts.max_retry_after));
+                    let usage = limit_percentage(resp.headers());
                     if status.is_success() {
                         match read_success(resp, status).await {
                             Ok(v) => {
-                                permit.success();
+                                permit.answered(usage);
                                 Attempt::Done(v)
                             }
                             Err(e) => {
@@ -379,7 +383,8 @@ impl GraphClient {
                             throttled: false,
                         }
                     } else {
-                        drop(permit);
+                        // Answered and charged like a success: it counts for the pace.
+                        permit.answered(usage);
                         let body: ErrorBody = resp
                             .bytes()
                             .await
@@ -452,6 +457,19 @@ impl GraphClient {
             }
         }
     }
+}
+
+/// `x-ms-throttle-limit-percentage`: the share of a Graph limit in use, sent "only when the
+/// application consumed more than 0.8 of its limit", from 0.8 to 1.8
+/// (<https://learn.microsoft.com/en-us/graph/throttling-limits#regular-responses-requests>).
+/// Field reports say it may never come (microsoftgraph/microsoft-graph-docs#15823): the limiter
+/// uses it when present and relies on 429s otherwise.
+fn limit_percentage(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+    headers
+        .get("x-ms-throttle-limit-percentage")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|p| p.is_finite() && (0.0..=10.0).contains(p))
 }
 
 async fn read_success(
@@ -554,6 +572,24 @@ fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_percentage_header() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(limit_percentage(&h), None);
+        h.insert(
+            "x-ms-throttle-limit-percentage",
+            reqwest::header::HeaderValue::from_static(" 0.85"),
+        );
+        assert_eq!(limit_percentage(&h), Some(0.85));
+        for bad in ["NaN", "-1", "high", "1e9"] {
+            h.insert(
+                "x-ms-throttle-limit-percentage",
+                reqwest::header::HeaderValue::from_static(bad),
+            );
+            assert_eq!(limit_percentage(&h), None, "{bad}");
+        }
+    }
 
     #[test]
     fn user_segments_are_fully_encoded() {

@@ -1,22 +1,37 @@
 //! Adaptive admission shared by every task using one [`crate::graph::GraphClient`].
 //!
-//! Graph's budget is not hard-coded (README, "Performance"): the limiter finds it from 429s and
-//! `Retry-After`. Two mechanisms work together:
+//! Graph's budget is not hard-coded (README, "Performance"): the limiter finds it from Graph's answers.
+//! It assumes nothing about how Graph counts (a token bucket, as Microsoft describes identity and
+//! access throttling, or a window): only that Graph says when the budget is nearly or wholly spent,
+//! and that other clients (other instances of this engine, other apps) may spend the same budget.
+//! Three mechanisms work together:
 //!
 //! 1. **Concurrency (AIMD)**, in the manner of TCP congestion control: above the threshold each
 //!    success raises the limit on requests in flight by `increase / limit` (about `increase` per
 //!    round trip); a 429 sets the threshold to `decrease` x the limit and (with `slow_start`)
-//!    restarts from `min`, doubling per round trip back to the threshold. One cut per congestion
-//!    event: answers to requests sent before the last cut neither cut nor grow it.
-//! 2. **A learned sliding window.** Graph budgets are "N units per window". At the first 429 the
-//!    limiter learns the window from `Retry-After` (the oldest request still counted was sent
-//!    `now + Retry-After - window` ago: for a first fill, at the start) and the budget from the
-//!    requests it sees charged in that window. From then on it admits a request only while its
-//!    own count of charged requests in the last window is under the learned budget, so it sends
-//!    at the rate the server's window frees instead of probing into it; every later 429
-//!    re-measures the budget, and the budget grows by `probe_growth` per window without 429s.
-//!
-//! Any 429's `Retry-After` also pauses *all* tasks until it has elapsed.
+//!    restarts from `min`, doubling per round trip back to the threshold (and from the start,
+//!    with `initial_slow_start`, doubling from `initial` until the first 429). One cut per congestion
+//!    event: answers to requests sent before the last cut neither cut nor grow it. The limit only
+//!    grows on answers to requests sent while at least half of it was in use (RFC 7661's test of
+//!    a validated congestion window): a limit the engine is not using says nothing.
+//! 2. **A pace** (requests per second), learned at Graph's first signal: a 429, or an answer whose
+//!    `x-ms-throttle-limit-percentage` reaches `slow_down_at`. From then on requests are sent no
+//!    faster than the pace. The signals move it once per round trip (an *epoch*):
+//!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
+//!      the last second. A 429 while our own rate is below the pace means the budget is shared
+//!      (other instances joined): the pace shrinks to what we really got. Each further 429 to a request that was already in flight takes its share off the pace, so
+//!      that it ends at about the share of those requests Graph admitted. After a long
+//!      `Retry-After` (2 s or more: a budget that comes back in chunks, not continuously) the pace
+//!      resumes no lower than what Graph admitted over the whole cycle since the last cut, the
+//!      pause included;
+//!    - `x-ms-throttle-limit-percentage` at or above `slow_down_at` and rising (or nearly 1) cuts
+//!      it by up to `PERCENTAGE_CUT` (in proportion to the share of such answers in the epoch),
+//!      before any 429;
+//!    - an epoch without either, in which the pace held requests back, grows it by `probe_growth`
+//!      x the pace plus `PROBE_STEP` per second (the additive part lets instances that share a
+//!      budget draw level). A pace the engine is not using does not grow.
+//! 3. **`Retry-After`** (whole seconds, as Graph sends it; fractions and dates are accepted too)
+//!    pauses *all* tasks until it has elapsed.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -33,17 +48,25 @@ pub struct LimiterConfig {
     pub min: usize,
     /// Never more in flight than this.
     pub max: usize,
-    /// Multiplicative cut on a 429 (0.8 = keep four fifths as the new threshold).
+    /// Multiplicative cut of the concurrency on a 429 (0.8 = keep four fifths as the threshold).
     pub decrease: f64,
     /// Additive growth per round trip's worth of successes.
     pub increase: f64,
     /// After a 429, restart from `min` and double per round trip up to the threshold (true), or
     /// continue additively from the threshold (false).
     pub slow_start: bool,
-    /// Learn the budget window from `Retry-After` and pace to it (see the module docs).
-    pub learn_window: bool,
-    /// Growth of the learned budget per window without a 429 (0.02 = 2 %).
+    /// Before the first 429, double per round trip from `initial` (true), or grow additively
+    /// from the start (false).
+    pub initial_slow_start: bool,
+    /// Learn a pace from Graph's signals and send no faster (see the module docs).
+    pub pace: bool,
+    /// Cut of the pace on a 429 (0.7 = seven tenths of the rate Graph answered).
+    pub pace_decrease: f64,
+    /// Growth of the pace per second while it holds requests back (0.1 = 10 % per second).
     pub probe_growth: f64,
+    /// `x-ms-throttle-limit-percentage` from which the pace slows down (Graph sends the header
+    /// above 0.8 of a limit).
+    pub slow_down_at: f64,
 }
 
 impl Default for LimiterConfig {
@@ -55,26 +78,104 @@ impl Default for LimiterConfig {
             decrease: 0.8,
             increase: 0.5,
             slow_start: true,
-            learn_window: true,
-            probe_growth: 0.02,
+            initial_slow_start: true,
+            pace: true,
+            pace_decrease: 0.7,
+            probe_growth: 0.1,
+            slow_down_at: 0.9,
         }
     }
 }
 
-/// Shortest and longest window the limiter will believe.
-const MIN_WINDOW: Duration = Duration::from_secs(1);
-const MAX_WINDOW: Duration = Duration::from_secs(600);
-/// Margin kept under a measured budget.
-const BUDGET_MARGIN: f64 = 0.98;
-/// Share of the learned budget that must have been answered in the window for a 429 to
-/// re-measure the budget (see [`learn`]).
-const REMEASURE_SHARE: f64 = 0.9;
+/// How far back the answered rate is measured.
+const MEASURE_SPAN: Duration = Duration::from_secs(1);
+/// The shortest time the answered rate is measured over.
+const MIN_MEASURE: Duration = Duration::from_millis(20);
+/// Shortest epoch of the pace (at least one round trip too).
+const MIN_EPOCH: Duration = Duration::from_millis(100);
+/// Largest cut of the pace per epoch from `x-ms-throttle-limit-percentage`.
+const PERCENTAGE_CUT: f64 = 0.06;
+/// From this usage share on, the pace slows down even when the share is not rising.
+const NEARLY_SPENT: f64 = 0.99;
+/// Sends the pace lets go early, so timer granularity does not slow it down.
+const PACE_SLACK: Duration = Duration::from_millis(20);
+/// A `Retry-After` from which the pace after the pause is what Graph admitted over the cycle.
+const LONG_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Share of that cycle's rate the pace resumes at.
+const GOODPUT_MARGIN: f64 = 0.95;
+/// Additive growth of the pace, in requests per second per second (see [`steer`]).
+const PROBE_STEP: f64 = 40.0;
+/// The slowest pace, in requests per second.
+const MIN_PACE: f64 = 1.0;
+/// The 429s of one congestion event take the pace down to this share of its cut at most.
+const MAX_SHRINK: f64 = 0.25;
 
-#[derive(Debug, Clone, Copy)]
-struct Model {
-    window: Duration,
-    budget: f64,
-    grown_at: Instant,
+#[derive(Debug)]
+struct Pace {
+    /// Requests per second.
+    rate: f64,
+    /// The next free send time.
+    next_at: Instant,
+    epoch: u64,
+    epoch_started: Instant,
+    /// Answers in this epoch, those with the percentage at or above `slow_down_at`, and the
+    /// highest percentage seen.
+    answers: u32,
+    marked: u32,
+    highest: Option<f64>,
+    /// The highest percentage of the last epoch that had one.
+    last_highest: Option<f64>,
+    /// The pace held a request back in this epoch.
+    limited: bool,
+    /// At the last 429 cut: the new rate and the requests then in flight. Each of those that
+    /// comes back 429 too takes its share off the rate, so the pace ends at about the share of
+    /// them Graph admitted.
+    cut_rate: f64,
+    cut_in_flight: usize,
+    /// This epoch follows a 429 cut: a nearly spent budget is expected and cuts nothing more.
+    after_429: bool,
+    /// When the last 429 cut was made, and the answers counted until then.
+    cut_at: Instant,
+    answers_at_cut: u64,
+    /// The pace the 429s of one event cannot go below.
+    shrink_floor: f64,
+    /// Graph has sent `x-ms-throttle-limit-percentage`: its absence then means less than 0.8 of
+    /// the limit is in use.
+    seen_header: bool,
+}
+
+impl Pace {
+    fn new(rate: f64, now: Instant) -> Pace {
+        Pace {
+            rate: rate.max(MIN_PACE),
+            next_at: now,
+            epoch: 0,
+            epoch_started: now,
+            answers: 0,
+            marked: 0,
+            highest: None,
+            last_highest: None,
+            limited: false,
+            cut_rate: rate,
+            cut_in_flight: 1,
+            after_429: false,
+            cut_at: now,
+            answers_at_cut: 0,
+            shrink_floor: MIN_PACE,
+            seen_header: false,
+        }
+    }
+
+    fn next_epoch(&mut self, now: Instant) {
+        self.epoch += 1;
+        self.epoch_started = now;
+        self.answers = 0;
+        self.marked = 0;
+        self.last_highest = self.highest;
+        self.highest = None;
+        self.limited = false;
+        self.after_429 = false;
+    }
 }
 
 #[derive(Debug)]
@@ -83,38 +184,47 @@ struct State {
     threshold: f64,
     in_flight: usize,
     paused_until: Option<Instant>,
+    /// The last pause, for measuring the answered rate over unpaused time only.
+    last_pause: Option<(Instant, Instant)>,
     epoch: u64,
     cuts: u64,
-    /// Send times of requests the server charged (or may charge: those in flight), oldest first.
-    sends: VecDeque<Instant>,
-    model: Option<Model>,
+    started: Instant,
+    /// When answers (other than 429) came, oldest first, over the last [`MEASURE_SPAN`].
+    answered: VecDeque<Instant>,
+    /// Answers (other than 429) so far.
+    answers: u64,
+    pace: Option<Pace>,
 }
 
 impl State {
-    fn horizon(&self) -> Duration {
-        self.model.map(|m| m.window).unwrap_or(MAX_WINDOW)
+    /// Answers per second over the last second of unpaused time (`None`: no answer yet).
+    fn measured(&mut self, now: Instant) -> Option<f64> {
+        let from = now.checked_sub(MEASURE_SPAN).unwrap_or(self.started);
+        while self.answered.front().is_some_and(|t| *t < from) {
+            self.answered.pop_front();
+        }
+        let from = from.max(self.started);
+        let mut span = now.saturating_duration_since(from);
+        if let Some((start, end)) = self.last_pause {
+            let overlap = end.min(now).saturating_duration_since(start.max(from));
+            span = span.saturating_sub(overlap);
+        }
+        // Right after the start or a pause there is little to go by: what came back over at
+        // least MIN_MEASURE still counts, however short the time (a burst reads high, and the
+        // cuts that follow correct it).
+        (!self.answered.is_empty())
+            .then(|| self.answered.len() as f64 / span.max(MIN_MEASURE).as_secs_f64())
     }
 
-    fn prune(&mut self, now: Instant) {
-        let h = self.horizon();
-        while self
-            .sends
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= h)
-        {
-            self.sends.pop_front();
-        }
-        // Bound memory whatever happens.
-        while self.sends.len() > 1_000_000 {
-            self.sends.pop_front();
-        }
-    }
-
-    fn forget_send(&mut self, sent: Instant) {
-        // Sends are pushed in time order: find this one (or an equal instant) and drop it.
-        let i = self.sends.partition_point(|t| *t < sent);
-        if self.sends.get(i) == Some(&sent) {
-            self.sends.remove(i);
+    fn pause(&mut self, now: Instant, ra: Duration) {
+        let until = now + ra;
+        if self.paused_until.is_none_or(|t| t < until) {
+            self.paused_until = Some(until);
+            let start = match self.last_pause {
+                Some((s, e)) if e >= now => s,
+                _ => now,
+            };
+            self.last_pause = Some((start, until));
         }
     }
 }
@@ -125,16 +235,32 @@ pub struct AdaptiveLimiter {
     cfg: LimiterConfig,
     state: Mutex<State>,
     notify: Notify,
+    /// Requests wait for the pace one at a time, in order.
+    pace_gate: tokio::sync::Mutex<()>,
 }
 
 /// A slot for one request; report how it went with [`Permit::success`] /
-/// [`Permit::throttled`], or drop it (neutral: the request counts as charged).
+/// [`Permit::answered`] / [`Permit::throttled`], or drop it (neutral).
 #[derive(Debug)]
 pub struct Permit<'a> {
     limiter: &'a AdaptiveLimiter,
     epoch: u64,
+    pace_epoch: Option<u64>,
     sent: Instant,
+    /// At least half the concurrency limit was in use when this request was sent: its answer
+    /// may grow the limit.
+    saturated: bool,
     released: bool,
+}
+
+/// What [`AdaptiveLimiter::acquire`] does next.
+enum Next<'a> {
+    Go(Permit<'a>),
+    /// Wait for the pace's turn.
+    Pace,
+    Sleep(Duration),
+    /// Wait for a slot to free up.
+    Wait,
 }
 
 /// A snapshot for stats and tests.
@@ -146,10 +272,10 @@ pub struct LimiterSnapshot {
     pub in_flight: usize,
     pub paused_for: Duration,
     pub cuts: u64,
-    /// The learned budget window, once a 429 taught it.
-    pub learned_window: Option<Duration>,
-    /// The learned budget, in requests per window.
-    pub learned_budget: Option<f64>,
+    /// The learned pace in requests per second, once Graph signalled its limit.
+    pub pace: Option<f64>,
+    /// Cuts of the pace so far (429s and `x-ms-throttle-limit-percentage`).
+    pub pace_epochs: u64,
 }
 
 impl AdaptiveLimiter {
@@ -161,25 +287,40 @@ impl AdaptiveLimiter {
         if cfg.decrease.is_nan() || cfg.decrease <= 0.0 || cfg.decrease >= 1.0 {
             cfg.decrease = 0.8;
         }
+        if cfg.pace_decrease.is_nan() || cfg.pace_decrease <= 0.0 || cfg.pace_decrease >= 1.0 {
+            cfg.pace_decrease = 0.7;
+        }
         if cfg.increase.is_nan() || cfg.increase <= 0.0 {
             cfg.increase = 1.0;
         }
         if cfg.probe_growth.is_nan() || cfg.probe_growth < 0.0 {
-            cfg.probe_growth = 0.02;
+            cfg.probe_growth = 0.1;
         }
+        if cfg.slow_down_at.is_nan() || cfg.slow_down_at <= 0.0 {
+            cfg.slow_down_at = 0.9;
+        }
+        let now = Instant::now();
         AdaptiveLimiter {
             state: Mutex::new(State {
                 limit: cfg.initial as f64,
-                threshold: cfg.initial as f64,
+                threshold: if cfg.initial_slow_start {
+                    cfg.max as f64
+                } else {
+                    cfg.initial as f64
+                },
                 in_flight: 0,
                 paused_until: None,
+                last_pause: None,
                 epoch: 0,
                 cuts: 0,
-                sends: VecDeque::new(),
-                model: None,
+                started: now,
+                answered: VecDeque::new(),
+                answers: 0,
+                pace: None,
             }),
             cfg,
             notify: Notify::new(),
+            pace_gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -199,13 +340,67 @@ impl AdaptiveLimiter {
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or(Duration::ZERO),
             cuts: s.cuts,
-            learned_window: s.model.map(|m| m.window),
-            learned_budget: s.model.map(|m| m.budget),
+            pace: s.pace.as_ref().map(|p| p.rate),
+            pace_epochs: s.pace.as_ref().map(|p| p.epoch).unwrap_or(0),
         }
     }
 
-    /// Waits until no pause is in force, the learned window has room and a slot is free.
+    /// Waits until no pause is in force, the pace allows a send and a slot is free.
     pub async fn acquire(&self) -> Permit<'_> {
+        // Whether this request has had its turn from the pace.
+        let mut paced = false;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next = self.try_admit(paced);
+            match next {
+                Next::Go(permit) => return permit,
+                Next::Pace => {
+                    // False when a pause began meanwhile: go round again.
+                    paced = self.pace_turn().await;
+                }
+                Next::Sleep(d) => {
+                    // Wake early if a slot frees up or a pause begins.
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = notified => {}
+                    }
+                }
+                Next::Wait => notified.await,
+            }
+        }
+    }
+
+    /// One look at the state: what `acquire` does next.
+    fn try_admit(&self, paced: bool) -> Next<'_> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if let Some(t) = s.paused_until.filter(|t| *t > now) {
+            return Next::Sleep(t - now);
+        }
+        s.paused_until = None;
+        if s.pace.is_some() && !paced {
+            return Next::Pace;
+        }
+        if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+            s.in_flight += 1;
+            return Next::Go(Permit {
+                limiter: self,
+                epoch: s.epoch,
+                pace_epoch: s.pace.as_ref().map(|p| p.epoch),
+                sent: now,
+                saturated: s.in_flight as f64 >= (s.limit.floor() / 2.0).max(1.0),
+                released: false,
+            });
+        }
+        Next::Wait
+    }
+
+    /// Waits, first in, first out, for the pace's next send time and takes it. False when a
+    /// pause began meanwhile (the turn is not taken).
+    async fn pace_turn(&self) -> bool {
+        let _turn = self.pace_gate.lock().await;
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -213,61 +408,26 @@ impl AdaptiveLimiter {
             let wait = {
                 let mut s = self.lock();
                 let now = Instant::now();
-                match s.paused_until {
-                    Some(t) if t > now => Some(t - now),
-                    _ => {
-                        s.paused_until = None;
-                        s.prune(now);
-                        let counted = s.sends.len() as f64;
-                        let oldest = s.sends.front().copied();
-                        let window_wait = match s.model.as_mut() {
-                            Some(m) => {
-                                // Probe: let the budget grow slowly while no 429 comes.
-                                let dt = now.saturating_duration_since(m.grown_at);
-                                m.budget *= 1.0
-                                    + self.cfg.probe_growth * dt.as_secs_f64()
-                                        / m.window.as_secs_f64();
-                                m.grown_at = now;
-                                let w = m.window;
-                                if counted >= m.budget.max(1.0) {
-                                    // Full: wait for the oldest counted send to leave the window.
-                                    oldest.map(|t| {
-                                        (t + w)
-                                            .saturating_duration_since(now)
-                                            .max(Duration::from_millis(1))
-                                    })
-                                } else {
-                                    None
-                                }
-                            }
-                            None => None,
-                        };
-                        match window_wait {
-                            Some(d) => Some(d),
-                            None if (s.in_flight as f64) < s.limit.floor().max(1.0) => {
-                                s.in_flight += 1;
-                                s.sends.push_back(now);
-                                return Permit {
-                                    limiter: self,
-                                    epoch: s.epoch,
-                                    sent: now,
-                                    released: false,
-                                };
-                            }
-                            None => None,
-                        }
-                    }
+                if s.paused_until.is_some_and(|t| t > now) {
+                    return false;
+                }
+                let Some(p) = s.pace.as_mut() else {
+                    return true;
+                };
+                let earliest = now.checked_sub(PACE_SLACK).unwrap_or(now);
+                let slot = p.next_at.max(earliest);
+                if slot > now {
+                    p.limited = true;
+                    slot - now
+                } else {
+                    p.next_at = slot + Duration::from_secs_f64(1.0 / p.rate.max(MIN_PACE));
+                    return true;
                 }
             };
-            match wait {
-                Some(d) => {
-                    // Wake early if a slot frees up for another reason (a 429 forgets a send).
-                    tokio::select! {
-                        _ = tokio::time::sleep(d) => {}
-                        _ = notified => {}
-                    }
-                }
-                None => notified.await,
+            // Wake early if the pace changes or a pause begins.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = notified => {}
             }
         }
     }
@@ -278,15 +438,26 @@ impl AdaptiveLimiter {
 }
 
 impl Permit<'_> {
-    /// The request succeeded (or failed for a reason unrelated to load): grow the limit.
-    pub fn success(mut self) {
+    /// The request succeeded (or failed for a reason unrelated to load) and its answer carried
+    /// no `x-ms-throttle-limit-percentage`.
+    pub fn success(self) {
+        self.answered(None);
+    }
+
+    /// The request was answered (not 429); `limit_percentage` is the answer's
+    /// `x-ms-throttle-limit-percentage`, if any.
+    pub fn answered(mut self, limit_percentage: Option<f64>) {
         let l = self.limiter;
         let grew = {
             let mut s = l.lock();
             l.release(&mut s);
+            let now = Instant::now();
+            s.answered.push_back(now);
+            s.answers += 1;
             let before = s.limit.floor();
-            // Requests sent before the last cut say nothing about the new limit.
-            let step = if self.epoch != s.epoch {
+            // Requests sent before the last cut say nothing about the new limit, nor does a
+            // limit the engine was not filling.
+            let step = if self.epoch != s.epoch || !self.saturated {
                 0.0
             } else if s.limit < s.threshold {
                 1.0
@@ -294,6 +465,9 @@ impl Permit<'_> {
                 l.cfg.increase / s.limit.max(1.0)
             };
             s.limit = (s.limit + step).min(l.cfg.max as f64);
+            if l.cfg.pace {
+                steer(&l.cfg, &mut s, now, self.sent, limit_percentage);
+            }
             s.limit.floor() > before
         };
         self.released = true;
@@ -304,21 +478,16 @@ impl Permit<'_> {
         }
     }
 
-    /// The request got 429: pause everyone for `retry_after` (if given), cut the limit, and
-    /// learn or re-measure the budget window.
+    /// The request got 429: pause everyone for `retry_after` (if given), cut the concurrency
+    /// and the pace.
     pub fn throttled(mut self, retry_after: Option<Duration>) {
         let l = self.limiter;
         {
             let mut s = l.lock();
             l.release(&mut s);
-            // Not charged by the server.
-            s.forget_send(self.sent);
             let now = Instant::now();
             if let Some(ra) = retry_after {
-                let until = now + ra;
-                if s.paused_until.is_none_or(|t| t < until) {
-                    s.paused_until = Some(until);
-                }
+                s.pause(now, ra);
             }
             if self.epoch == s.epoch {
                 s.threshold = (s.limit * l.cfg.decrease).max(l.cfg.min as f64);
@@ -329,8 +498,58 @@ impl Permit<'_> {
                 };
                 s.epoch += 1;
                 s.cuts += 1;
-                if l.cfg.learn_window {
-                    learn(&mut s, now, retry_after);
+            }
+            if l.cfg.pace {
+                let measured = s.measured(now);
+                let resume = s.paused_until.unwrap_or(now).max(now);
+                let in_flight = s.in_flight + 1;
+                let answers = s.answers;
+                let started = s.started;
+                let pause = retry_after.unwrap_or_default();
+                // What Graph admitted over the whole cycle since the last cut, the pause now
+                // due included. After a long Retry-After (a budget that comes back in chunks,
+                // not continuously) the pace resumes at that, not lower.
+                let goodput = |since: Instant, answered_before: u64| {
+                    let cycle = (now + pause).saturating_duration_since(since).as_secs_f64();
+                    (pause >= LONG_RETRY_AFTER && cycle > 0.0)
+                        .then(|| answers.saturating_sub(answered_before) as f64 / cycle)
+                };
+                match s.pace.as_mut() {
+                    None => {
+                        let rate = measured.unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
+                        let floor = goodput(started, 0).map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
+                        let mut p = Pace::new((rate * l.cfg.pace_decrease).max(floor), now);
+                        p.next_at = resume;
+                        p.cut_in_flight = in_flight;
+                        p.after_429 = true;
+                        p.cut_at = now;
+                        p.answers_at_cut = answers;
+                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
+                        s.pace = Some(p);
+                    }
+                    // Sent in the current epoch (a request sent before there was a pace is
+                    // older than any cut).
+                    Some(p) if self.pace_epoch == Some(p.epoch) => {
+                        let base = measured.map_or(p.rate, |m| m.min(p.rate));
+                        let floor = goodput(p.cut_at, p.answers_at_cut)
+                            .map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
+                        p.rate = (base * l.cfg.pace_decrease).max(floor).max(MIN_PACE);
+                        p.next_epoch(now);
+                        p.next_at = resume;
+                        p.cut_rate = p.rate;
+                        p.cut_in_flight = in_flight;
+                        p.after_429 = true;
+                        p.cut_at = now;
+                        p.answers_at_cut = answers;
+                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
+                    }
+                    // Sent before the last cut, and refused too: Graph admitted less of what was
+                    // in flight than the cut assumed.
+                    Some(p) => {
+                        p.rate = (p.rate - p.cut_rate / p.cut_in_flight.max(1) as f64)
+                            .max(p.shrink_floor)
+                            .max(MIN_PACE);
+                    }
                 }
             }
         }
@@ -339,40 +558,65 @@ impl Permit<'_> {
     }
 }
 
-/// At a 429 the server's window is full: what we count as charged in it is the budget.
-///
-/// A later 429 re-measures the budget only when our own count shows that the window was full by
-/// the learned budget (at least [`REMEASURE_SHARE`] of it answered in the window). A 429 that
-/// comes while we were sending well below our own budget (just after a pause, in a lull, or for
-/// a reason other than this budget) says nothing about the budget's size: taking that low count
-/// as the budget would ratchet the pace down with every sporadic 429, to a trickle that the slow
-/// probe growth takes many windows to undo. Such a 429 still cuts the concurrency and pauses for
-/// its `Retry-After`.
-fn learn(s: &mut State, now: Instant, retry_after: Option<Duration>) {
-    let first = s.model.is_none();
-    if first {
-        let (Some(ra), Some(oldest)) = (retry_after, s.sends.front().copied()) else {
+/// Moves the pace on an answer that was not a 429 (see the module docs, point 2).
+fn steer(
+    cfg: &LimiterConfig,
+    s: &mut State,
+    now: Instant,
+    sent: Instant,
+    limit_percentage: Option<f64>,
+) {
+    let share = limit_percentage.filter(|p| p.is_finite() && *p >= 0.0);
+    let marked = share.is_some_and(|p| p >= cfg.slow_down_at);
+    if s.pace.is_none() {
+        let Some(share) = share.filter(|_| marked) else {
             return;
         };
-        let window = (now + ra).saturating_duration_since(oldest);
-        if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
-            return;
-        }
-        s.model = Some(Model {
-            window,
-            budget: 0.0,
-            grown_at: now,
-        });
+        // The first warning: start pacing below the rate Graph answered, the more so the
+        // closer the limit (half of it at 0.9, a quarter at 0.95).
+        let rate = s.measured(now).unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
+        let factor = ((1.0 - share) / (1.0 - 0.8)).clamp(0.25, 1.0 - PERCENTAGE_CUT);
+        let mut p = Pace::new(rate * factor, now);
+        p.highest = Some(share);
+        p.seen_header = true;
+        s.pace = Some(p);
+        return;
     }
-    s.prune(now);
-    // Requests still in flight may be refused too; count only those answered.
-    let charged = s.sends.len().saturating_sub(s.in_flight) as f64;
-    if let Some(m) = s.model.as_mut() {
-        if first || charged >= m.budget * REMEASURE_SHARE {
-            m.budget = (charged * BUDGET_MARGIN).max(1.0);
-        }
-        m.grown_at = now;
+    let measured = s.measured(now);
+    let Some(p) = s.pace.as_mut() else {
+        return;
+    };
+    p.answers += 1;
+    p.marked += u32::from(marked);
+    if let Some(v) = share {
+        p.highest = Some(p.highest.map_or(v, |h| h.max(v)));
+        p.seen_header = true;
     }
+    // An epoch ends with the first answer to a request sent after it began: a round trip.
+    if sent < p.epoch_started || now.saturating_duration_since(p.epoch_started) < MIN_EPOCH {
+        return;
+    }
+    let dt = now.saturating_duration_since(p.epoch_started).as_secs_f64();
+    // Rising since the last epoch (a header coming back counts), or nearly spent.
+    let rising = match (p.highest, p.last_highest) {
+        (Some(h), _) if h >= NEARLY_SPENT => true,
+        (Some(h), Some(last)) => h > last,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if p.after_429 {
+        // The 429's cut stands for this epoch.
+    } else if p.marked > 0 && rising {
+        let share_marked = f64::from(p.marked) / f64::from(p.answers.max(1));
+        let base = measured.map_or(p.rate, |m| m.min(p.rate));
+        p.rate = (base * (1.0 - PERCENTAGE_CUT * share_marked)).max(MIN_PACE);
+    } else if p.marked == 0 && p.limited {
+        // Additive and multiplicative: instances that share a budget draw level with each
+        // other, and a pace far below the budget comes back within seconds.
+        let boost = 1.0;
+        p.rate += (cfg.probe_growth * p.rate + PROBE_STEP) * boost * dt;
+    }
+    p.next_epoch(now);
 }
 
 impl Drop for Permit<'_> {
@@ -399,8 +643,17 @@ mod tests {
             decrease: 0.5,
             increase: 1.0,
             slow_start: true,
-            learn_window: false,
-            probe_growth: 0.0,
+            initial_slow_start: false,
+            pace: false,
+            ..LimiterConfig::default()
+        }
+    }
+
+    fn paced(initial: usize) -> LimiterConfig {
+        LimiterConfig {
+            pace: true,
+            max: 1000,
+            ..cfg(initial)
         }
     }
 
@@ -423,13 +676,23 @@ mod tests {
             .unwrap();
     }
 
+    /// Fills the limit: `n` requests in flight together, then all answered.
+    async fn round_trip(l: &AdaptiveLimiter, n: usize) {
+        let mut permits = Vec::new();
+        for _ in 0..n {
+            permits.push(l.acquire().await);
+        }
+        for p in permits {
+            p.success();
+        }
+    }
+
     #[tokio::test]
     async fn grows_additively_and_cuts_once_per_event() {
         let l = AdaptiveLimiter::new(cfg(2));
-        for _ in 0..4 {
-            l.acquire().await.success();
-        }
-        // +1/2 per success at limit 2, then +1/3 ...
+        // Two round trips at the limit: +1/2 per success at limit 2, then +1/2.5 ...
+        round_trip(&l, 2).await;
+        round_trip(&l, 2).await;
         let grown = l.snapshot().limit;
         assert!(grown > 3.0 && grown < 4.0, "{grown}");
         // Two requests in flight from the same epoch both get 429: one cut only.
@@ -445,9 +708,8 @@ mod tests {
         // Slow start back up to the threshold (+1 per success), then additive again.
         l.acquire().await.success();
         assert_eq!(l.snapshot().limit, 2.0);
-        for _ in 0..5 {
-            l.acquire().await.success();
-        }
+        round_trip(&l, 2).await;
+        round_trip(&l, 2).await;
         let s = l.snapshot();
         assert!(s.limit > s.threshold && s.limit < 4.0, "{s:?}");
         // Never below min.
@@ -456,6 +718,19 @@ mod tests {
         }
         assert_eq!(l.snapshot().limit, 1.0);
         assert_eq!(l.snapshot().threshold, 1.0);
+    }
+
+    #[tokio::test]
+    async fn an_unused_limit_does_not_grow() {
+        let l = AdaptiveLimiter::new(cfg(4));
+        // One request at a time under a limit of 4: less than half of it in use.
+        for _ in 0..50 {
+            l.acquire().await.success();
+        }
+        assert_eq!(l.snapshot().limit, 4.0);
+        // Filling it grows it.
+        round_trip(&l, 4).await;
+        assert!(l.snapshot().limit > 4.0);
     }
 
     #[tokio::test]
@@ -469,83 +744,109 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retry_after_pauses_everyone() {
-        let l = AdaptiveLimiter::new(cfg(4));
-        l.acquire()
-            .await
-            .throttled(Some(Duration::from_millis(150)));
-        assert!(l.snapshot().paused_for > Duration::from_millis(100));
+    async fn whole_second_retry_after_pauses_everyone() {
+        let l = AdaptiveLimiter::new(paced(4));
+        l.acquire().await.throttled(Some(Duration::from_secs(1)));
+        assert!(l.snapshot().paused_for > Duration::from_millis(900));
         let start = Instant::now();
         let _p = l.acquire().await;
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(140), "{waited:?}");
+        assert!(waited >= Duration::from_millis(990), "{waited:?}");
+    }
+
+    /// Sends `n` requests one after another through `l`, answering each with `percentage`.
+    async fn send(l: &AdaptiveLimiter, n: usize, percentage: Option<f64>) {
+        for _ in 0..n {
+            l.acquire().await.answered(percentage);
+        }
     }
 
     #[tokio::test]
-    async fn learns_the_window_and_budget_from_retry_after() {
-        let l = AdaptiveLimiter::new(LimiterConfig {
-            learn_window: true,
-            max: 100,
-            initial: 100,
-            ..cfg(100)
-        });
-        // 20 requests charged, then a 429 saying the oldest leaves in ~1.2 s.
+    async fn the_pace_holds_requests_to_the_learned_rate() {
+        let l = AdaptiveLimiter::new(paced(100));
+        // 300 ms of answers at full speed, then a 429: a pace is learned.
         let start = Instant::now();
-        for _ in 0..20 {
-            l.acquire().await.success();
+        while start.elapsed() < Duration::from_millis(300) {
+            send(&l, 10, None).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        l.acquire()
-            .await
-            .throttled(Some(Duration::from_millis(1200)));
-        let s = l.snapshot();
-        let w = s.learned_window.expect("window learned");
-        assert!(
-            w >= Duration::from_millis(1150) && w <= start.elapsed() + Duration::from_millis(1250),
-            "{w:?}"
-        );
-        let b = s.learned_budget.expect("budget learned");
-        assert!((b - 20.0 * BUDGET_MARGIN).abs() < 1e-9, "{b}");
-        // After the pause the window is still full: the next request waits for the oldest
-        // charged send to leave it (about the learned window after the first send).
+        l.acquire().await.throttled(None);
+        let pace = l.snapshot().pace.expect("a pace after a 429");
+        // Hold it low to check it quickly.
+        l.lock().pace.as_mut().expect("pace").rate = 100.0;
+        assert!(pace > 100.0, "{pace}");
         let t = Instant::now();
-        let _p = l.acquire().await;
-        assert!(
-            t.elapsed() >= Duration::from_millis(1100),
-            "{:?}",
-            t.elapsed()
-        );
+        send(&l, 50, None).await;
+        let took = t.elapsed();
+        // 50 requests at 100/s: about half a second (less the small slack for timers).
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_millis(900), "{took:?}");
     }
 
     #[tokio::test]
-    async fn a_429_while_under_the_learned_budget_does_not_shrink_it() {
-        let l = AdaptiveLimiter::new(LimiterConfig {
-            learn_window: true,
-            max: 100,
-            initial: 100,
-            ..cfg(100)
-        });
-        for _ in 0..20 {
-            l.acquire().await.success();
-        }
-        l.acquire()
-            .await
-            .throttled(Some(Duration::from_millis(1200)));
-        let learned = l.snapshot().learned_budget.expect("budget learned");
-        let window = l.snapshot().learned_window.expect("window learned");
-        // Once the window has emptied, a sporadic 429 after two requests: not a full window.
-        tokio::time::sleep(window + Duration::from_millis(100)).await;
-        for _ in 0..2 {
-            l.acquire().await.success();
-        }
+    async fn a_pace_not_used_does_not_grow_and_one_used_does() {
+        let l = AdaptiveLimiter::new(paced(100));
         l.acquire().await.throttled(None);
-        assert_eq!(l.snapshot().learned_budget, Some(learned));
-        assert_eq!(l.snapshot().cuts, 2, "it still cuts the concurrency");
-        // A 429 when the window holds (nearly) the budget re-measures it.
-        for _ in 0..17 {
+        l.lock().pace.as_mut().expect("pace").rate = 200.0;
+        // 20 requests a second, far below the pace, for 1.5 s: no growth.
+        for _ in 0..30 {
             l.acquire().await.success();
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert_eq!(l.snapshot().pace, Some(200.0));
+        // As fast as the pace lets: it holds requests back, and grows.
+        send(&l, 300, None).await;
+        let grown = l.snapshot().pace.expect("pace");
+        assert!(grown > 200.0, "{grown}");
+    }
+
+    #[tokio::test]
+    async fn a_429_while_below_the_pace_shrinks_it_to_what_was_answered() {
+        let l = AdaptiveLimiter::new(paced(100));
         l.acquire().await.throttled(None);
-        let b = l.snapshot().learned_budget.expect("budget");
-        assert!((b - 19.0 * BUDGET_MARGIN).abs() < 1e-9, "{b}");
+        l.lock().pace.as_mut().expect("pace").rate = 500.0;
+        // Another instance takes most of the budget: we get about 50 answers a second ...
+        for _ in 0..30 {
+            l.acquire().await.success();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ... and a 429: the pace drops to seven tenths of that, not of 500.
+        l.acquire().await.throttled(None);
+        let pace = l.snapshot().pace.expect("pace");
+        assert!(pace > 20.0 && pace < 45.0, "{pace}");
+    }
+
+    #[tokio::test]
+    async fn the_limit_percentage_slows_down_before_any_429() {
+        let l = AdaptiveLimiter::new(paced(100));
+        // Below `slow_down_at` (0.9) the header starts nothing.
+        send(&l, 50, Some(0.85)).await;
+        assert_eq!(l.snapshot().pace, None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send(&l, 50, None).await;
+        // At 0.95 it starts a pace; while it keeps rising, the pace keeps falling.
+        l.acquire().await.answered(Some(0.95));
+        let first = l.snapshot().pace.expect("a pace from the header");
+        let mut p = 0.95;
+        for _ in 0..5 {
+            p += 0.005;
+            let t = Instant::now();
+            while t.elapsed() < MIN_EPOCH + Duration::from_millis(10) {
+                l.acquire().await.answered(Some(p));
+            }
+        }
+        let later = l.snapshot().pace.expect("pace");
+        assert!(later < first * 0.99, "{first} -> {later}");
+        assert_eq!(l.snapshot().cuts, 0, "no 429 involved");
+        // Falling again: no more cuts.
+        let held = later;
+        for _ in 0..3 {
+            p -= 0.005;
+            let t = Instant::now();
+            while t.elapsed() < MIN_EPOCH + Duration::from_millis(10) {
+                l.acquire().await.answered(Some(p));
+            }
+        }
+        assert!(l.snapshot().pace.expect("pace") >= held, "{held}");
     }
 }

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Parses a `Retry-After` value: delay seconds (Graph sends fractional ones, e.g. `0.35`) or an
-/// HTTP-date. Negative, non-finite or unparsable values give `None`; a date in the past gives 0.
+/// Parses a `Retry-After` value: delay seconds (Graph sends whole seconds; fractions such as
+/// `0.35` are accepted too) or an HTTP-date. Negative, non-finite or unparsable values give `None`; a date in the past gives 0.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
     if v.is_empty() {
