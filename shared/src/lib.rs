@@ -19,6 +19,8 @@ pub mod email;
 pub mod mask;
 /// The v1 queue message (request) and its checks.
 pub mod message;
+/// Messages to send, SQS-legal and sized.
+pub mod outbound;
 /// Phone numbers: input to Graph's form, the form itself, comparison.
 pub mod phone;
 /// The pure plan: current methods + request -> ordered Graph writes.

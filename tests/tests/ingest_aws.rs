@@ -9,9 +9,9 @@ use e2e_tests::{
     s3_client, s3_put_event, sdk_config, sqs_event_json, unique, Queues, Received,
 };
 use mfa_preload_core::aws::s3::ObjectStore;
+use mfa_preload_core::ingest::checkpoints::FileRef;
 use mfa_preload_core::ingest::driver::S3Source;
 use mfa_preload_core::ingest::engine::ByteStream;
-use mfa_preload_core::ingest::state::FileRef;
 use mfa_preload_core::ingest::{
     report_key, Ingest, IngestConfig, Opened, Report, S3Sources, Source, SourceError,
     SourceFactory, Status,

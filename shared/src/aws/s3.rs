@@ -328,6 +328,37 @@ impl ObjectStore {
         }
     }
 
+    /// Every key under `prefix` (all pages).
+    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| S3Error::Other {
+                    op: "ListObjectsV2",
+                    bucket: bucket.into(),
+                    key: prefix.into(),
+                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                })?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|c| c.key().map(str::to_string)),
+            );
+            token = out.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
         self.client
             .delete_object()

@@ -6,7 +6,7 @@
 //! message SQS still refuses for its content is reported as refused, on its own, so the caller
 //! can dead-letter that one message instead of failing everything with it.
 
-use crate::dlq::{DlqEntry, MAX_DETAIL_ATTRIBUTE_CHARS};
+pub use crate::outbound::{OutMessage, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
 use crate::sqs_text::sqs_escape;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -14,13 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::task::JoinSet;
-
-/// SQS allows at most 10 entries per `SendMessageBatch`.
-pub const MAX_BATCH_ENTRIES: usize = 10;
-/// Keep a batch's total payload under SQS's limit (256 KiB, the conservative historical value).
-pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4 * 1024;
-/// Largest message sent (as [`OutMessage::size`] counts it): one fits in a batch.
-pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES;
 
 #[derive(Debug, Error)]
 pub enum SqsError {
@@ -34,67 +27,6 @@ pub enum SqsError {
     },
     #[error("a send task failed: {0}")]
     Task(String),
-}
-
-/// One message to send.
-#[derive(Debug, Clone)]
-pub struct OutMessage {
-    pub body: String,
-    /// String message attributes.
-    pub attributes: Vec<(String, String)>,
-}
-
-impl OutMessage {
-    /// A message whose body and attribute values are SQS-legal ([`sqs_escape`]: in a JSON body
-    /// the escapes are JSON's, so the body keeps its exact meaning).
-    pub fn new(mut body: String, mut attributes: Vec<(String, String)>) -> OutMessage {
-        if let std::borrow::Cow::Owned(escaped) = sqs_escape(&body) {
-            body = escaped;
-        }
-        for (_, v) in attributes.iter_mut() {
-            if let std::borrow::Cow::Owned(escaped) = sqs_escape(v) {
-                *v = escaped;
-            }
-        }
-        OutMessage { body, attributes }
-    }
-
-    /// What the message counts toward SQS's size limits: the body, and each attribute's name,
-    /// type and value (with room to spare).
-    pub fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 16)
-                .sum::<usize>()
-    }
-
-    /// A DLQ message: the entry as JSON body, `reason`, `detail`, `stage` (and `row`) as
-    /// attributes. An entry too large for SQS (a huge row copied into `request`) is sent without
-    /// the copy: the job and the row say where the row is.
-    pub fn dlq(entry: &DlqEntry) -> Result<OutMessage, serde_json::Error> {
-        let msg = OutMessage::dlq_as_is(entry)?;
-        if msg.size() <= MAX_MESSAGE_BYTES {
-            return Ok(msg);
-        }
-        let mut small = entry.clone();
-        small.request = serde_json::Value::Null;
-        small.detail = format!(
-            "{} (the row is too large to be copied into this message; see the row in the file)",
-            entry
-                .detail
-                .chars()
-                .take(MAX_DETAIL_ATTRIBUTE_CHARS)
-                .collect::<String>()
-        );
-        OutMessage::dlq_as_is(&small)
-    }
-
-    fn dlq_as_is(entry: &DlqEntry) -> Result<OutMessage, serde_json::Error> {
-        let body = serde_json::to_string(entry)?;
-        Ok(OutMessage::new(body, crate::dlq::attributes(entry)))
-    }
 }
 
 /// What became of a batch.
@@ -154,6 +86,49 @@ impl SqsSender {
 
     pub fn queue_url(&self) -> &str {
         &self.queue_url
+    }
+
+    /// Sends one message as it is (no retry: the caller's invocation is retried); on a FIFO
+    /// queue with its message group and deduplication id.
+    pub async fn send_one(&self, body: &str, fifo: Option<(&str, &str)>) -> Result<(), SqsError> {
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(self.queue_url.as_ref())
+            .message_body(sqs_escape(body));
+        if let Some((group, dedupe)) = fifo {
+            req = req.message_group_id(group).message_deduplication_id(dedupe);
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| SqsError::Exhausted {
+                queue: self.queue_url.to_string(),
+                attempts: 1,
+                message: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            })
+    }
+
+    /// Makes a received message visible again after `delay` (at most SQS's 12 hours).
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), SqsError> {
+        let seconds = i32::try_from(delay.as_secs().min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(self.queue_url.as_ref())
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| SqsError::Exhausted {
+                queue: self.queue_url.to_string(),
+                attempts: 1,
+                message: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            })
     }
 
     /// Sends up to 10 messages. Entries that fail for a transient reason are retried with
@@ -399,53 +374,6 @@ impl BatchPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::Reason;
-    use crate::sqs_text::is_sqs_text;
-
-    fn entry(detail: &str, request: serde_json::Value) -> DlqEntry {
-        DlqEntry {
-            v: 1,
-            reason: Reason::InvalidRow,
-            detail: detail.into(),
-            job: None,
-            row: Some(3),
-            column: Some("Note".into()),
-            request,
-            stage: "ingest".into(),
-        }
-    }
-
-    #[test]
-    fn dlq_messages_are_sqs_legal_and_keep_the_row_exactly() {
-        let cell = "a\u{1}b\u{FFFE}c\u{FFFF}\u{7F}";
-        let e = entry(
-            &format!("the cell '{cell}' is bad"),
-            serde_json::json!({ "Note": cell }),
-        );
-        let m = OutMessage::dlq(&e).unwrap();
-        assert!(is_sqs_text(&m.body), "{:?}", m.body);
-        for (k, v) in &m.attributes {
-            assert!(is_sqs_text(k) && is_sqs_text(v), "{k}: {v:?}");
-        }
-        let back: DlqEntry = serde_json::from_str(&m.body).unwrap();
-        assert_eq!(back.request["Note"], cell, "the body means what it meant");
-        // The worker's attributes of the same entry: the one escaping function.
-        for (k, v) in crate::dlq::attributes(&e) {
-            assert!(is_sqs_text(&k) && is_sqs_text(&v), "{k}: {v:?}");
-        }
-    }
-
-    #[test]
-    fn a_dlq_entry_too_large_for_sqs_is_sent_without_its_copy_of_the_row() {
-        let huge = "\u{1}".repeat(60_000);
-        let e = entry("bad", serde_json::json!({ "Note": huge }));
-        let m = OutMessage::dlq(&e).unwrap();
-        assert!(m.size() <= MAX_MESSAGE_BYTES, "{}", m.size());
-        let back: DlqEntry = serde_json::from_str(&m.body).unwrap();
-        assert!(back.request.is_null());
-        assert!(back.detail.contains("too large"), "{}", back.detail);
-        assert_eq!(back.row, Some(3));
-    }
 
     #[test]
     fn content_refusals_are_told_from_other_errors() {

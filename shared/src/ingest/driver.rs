@@ -2,15 +2,15 @@
 //! the (FIFO) control queue carry it on past one invocation's deadline, checkpoints in the bucket
 //! make every row enqueued or rejected exactly once, and the report says how it went.
 
+use super::checkpoints::{
+    is_csv_key, now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
+    CHECKPOINTS_PREFIX, REPORTS_PREFIX,
+};
 use super::engine::{
     Advance, Engine, EngineError, FilterSize, Opened, Processor, Replay, Source, SourceError,
     StartError,
 };
 use super::sqs_sink::SqsSink;
-use super::state::{
-    is_csv_key, now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
-    CHECKPOINTS_PREFIX, REPORTS_PREFIX,
-};
 use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
 use crate::config::IngestConfig;
@@ -276,17 +276,9 @@ impl<F: SourceFactory> Ingest<F> {
     /// too, so the message is not deleted). When this call fails, the queue's own visibility
     /// timeout applies: later, but nothing is lost.
     async fn retry_continuation_in(&self, receipt_handle: &str, delay: Duration) {
-        let seconds = i32::try_from(delay.as_secs()).unwrap_or(43_200);
-        if let Err(e) = self
-            .sqs
-            .change_message_visibility()
-            .queue_url(&self.config.control_queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-        {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not shorten the failed continuation's visibility; the queue's visibility timeout applies");
+        let control = SqsSender::new(self.sqs.clone(), &self.config.control_queue_url);
+        if let Err(e) = control.change_visibility(receipt_handle, delay).await {
+            tracing::warn!(error = %e, "could not shorten the failed continuation's visibility; the queue's visibility timeout applies");
         }
     }
 
@@ -485,20 +477,16 @@ impl<F: SourceFactory> Ingest<F> {
             seq,
         })
         .map_err(EngineError::from)?;
-        let mut req = self
-            .sqs
-            .send_message()
-            .queue_url(&self.config.control_queue_url)
-            .message_body(body);
-        if self.config.control_queue_url.ends_with(".fifo") {
-            req = req
-                .message_group_id(file.group_id())
-                .message_deduplication_id(file.dedupe_id(seq));
-        }
-        req.send().await.map_err(|e| {
-            IngestError::Control(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-        })?;
-        Ok(())
+        let control = SqsSender::new(self.sqs.clone(), &self.config.control_queue_url);
+        let fifo = self
+            .config
+            .control_queue_url
+            .ends_with(".fifo")
+            .then(|| (file.group_id(), file.dedupe_id(seq)));
+        control
+            .send_one(&body, fifo.as_ref().map(|(g, d)| (g.as_str(), d.as_str())))
+            .await
+            .map_err(|e| IngestError::Control(e.to_string()))
     }
 
     fn sink(&self, job: &Job) -> SqsSink {
@@ -834,40 +822,17 @@ impl<F: SourceFactory> Ingest<F> {
     /// Deletes the file's checkpoint objects (best effort: they are small and under their own prefix).
     async fn cleanup(&self, file: &FileRef, last_seq: u32) {
         let prefix = format!("{CHECKPOINTS_PREFIX}{}/{}/", file.key, file.run);
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .store
-                .client()
-                .list_objects_v2()
-                .bucket(&file.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await;
-            match out {
-                Ok(o) => {
-                    keys.extend(
-                        o.contents()
-                            .iter()
-                            .filter_map(|c| c.key().map(str::to_string)),
-                    );
-                    token = o.next_continuation_token().map(str::to_string);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "listing checkpoints to delete failed; deleting the known ones");
-                    keys = (0..=last_seq.min(10_000))
-                        .flat_map(|s| [file.snapshot_key(s), file.progress_key(s)])
-                        .collect();
-                    keys.push(file.claim_key());
-                    break;
-                }
+        let keys = match self.store.list_keys(&file.bucket, &prefix).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing checkpoints to delete failed; deleting the known ones");
+                let mut keys: Vec<String> = (0..=last_seq.min(10_000))
+                    .flat_map(|s| [file.snapshot_key(s), file.progress_key(s)])
+                    .collect();
+                keys.push(file.claim_key());
+                keys
             }
-        }
+        };
         for k in keys {
             if let Err(e) = self.store.delete(&file.bucket, &k).await {
                 tracing::warn!(error = %e, "deleting a checkpoint failed");

@@ -7,11 +7,11 @@
 //! [`Cursor`] says where the next row starts, so an invocation can stop anywhere and a later one go
 //! on from there.
 
-use crate::aws::sqs::OutMessage;
 use crate::csv::{ColumnMapping, CsvReader, Field, HeaderError, Layout, RawRow, RowError};
 use crate::dedupe::{key_hash, Bloom, Dedupe, KeyHash, KeyKind};
 use crate::dlq::DlqEntry;
 use crate::message::{Job, MESSAGE_VERSION};
+use crate::outbound::OutMessage;
 use crate::reason::Reason;
 use crate::validate::{asks_sms_sign_in, validate, Settings, ValidRow};
 use serde::{Deserialize, Serialize};

@@ -3,19 +3,19 @@
 //!
 //! - [`engine`]: the core (no AWS): row decisions, the two passes, cursors, sinks.
 //! - [`sqs_sink`]: the sink on SQS with an exact account of what is sent.
-//! - [`state`]: checkpoints, continuation messages, claims and the report.
+//! - [`checkpoints`]: checkpoints, continuation messages, claims and the report.
 //! - [`driver`]: the Lambda-facing orchestration of S3 events and continuations.
 
+pub mod checkpoints;
 pub mod driver;
 pub mod engine;
 pub mod sqs_sink;
-pub mod state;
 
 /// The function's settings live with all configuration ([`crate::config`]).
 pub use crate::config::IngestConfig;
+pub use checkpoints::{report_key, Report, Status};
 pub use driver::{FileOutcome, Ingest, IngestError, S3Source, S3Sources, SourceFactory};
 pub use engine::{
     run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,
     FilterSize, MemorySink, Opened, Pass, Sink, Source, SourceError, Tag,
 };
-pub use state::{report_key, Report, Status};
