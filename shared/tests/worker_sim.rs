@@ -749,11 +749,9 @@ async fn the_engine_finds_the_ru_ceiling_without_a_429_storm() {
             )
         })
         .collect();
-    let start = std::time::Instant::now();
     let reports = tokio::time::timeout(Duration::from_secs(60), worker.process(msgs))
         .await
         .expect("bounded");
-    let elapsed = start.elapsed().as_secs_f64();
     assert!(reports
         .iter()
         .all(|r| r.disposition == Disposition::Done(Outcome::Unchanged)));
@@ -762,12 +760,7 @@ async fn the_engine_finds_the_ru_ceiling_without_a_429_storm() {
     assert!(s.peak_ru_in_window <= 300, "{s:?}");
     let throttled_share = s.throttled as f64 / s.requests as f64;
     assert!(throttled_share < 0.05, "{throttled_share} {s:?}");
-    // 1,200 RU at 300 RU/s is at least 3 s of budget (the first window can be spent at once).
-    let rate = f64::from(n) / elapsed;
-    assert!(
-        rate > 0.6 * 300.0,
-        "{rate:.0} users/s in {elapsed:.1} s, {s:?}"
-    );
+    // How close to the ceiling it runs is measured by `worker-bench` (BENCHMARKS.md), not here.
     let learned = client.limiter().snapshot();
     assert!(learned.pace.is_some(), "{learned:?}");
     sim.shutdown().await;
