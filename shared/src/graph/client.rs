@@ -1,4 +1,9 @@
 //! The Graph HTTP client: token, retries, throttling, error mapping.
+//!
+//! The endpoints' methods live beside it, one file per Graph resource: `phone_methods`
+//! (phoneAuthenticationMethod, SMS sign-in), `email_methods` (emailAuthenticationMethod),
+//! `sign_in_preferences` (default method, beta), `users` (users and group members); each
+//! describes its calls through [`GraphClient::send`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -289,6 +294,26 @@ impl GraphClient {
     }
 
     /// Sends `call` with retries; returns the JSON body of a 2xx (None for 204 / empty).
+    /// One Graph call (see [`GraphClient::execute`]): the endpoint files (`phone_methods`,
+    /// `email_methods`, `sign_in_preferences`, `users`) describe their calls with this.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        api: Api,
+        path: String,
+        body: Option<Value>,
+        target: Target,
+    ) -> Result<Option<Value>, GraphError> {
+        self.execute(Call {
+            method,
+            api,
+            path,
+            body,
+            target,
+        })
+        .await
+    }
+
     pub(crate) async fn execute(&self, call: Call) -> Result<Option<Value>, GraphError> {
         let url = format!(
             "{}/{}/{}",

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::graph::client::{Api, Call, GraphClient, Target};
+use crate::graph::client::{Api, GraphClient, Target};
 use crate::graph::error::GraphError;
 use crate::graph::phone_methods::parse_collection;
 use percent_encoding::utf8_percent_encode;
@@ -35,13 +35,7 @@ impl GraphClient {
     pub async fn list_email_methods(&self, user: &str) -> Result<Vec<EmailMethod>, GraphError> {
         let path = format!("{}/emailMethods", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call {
-                method: Method::GET,
-                api: Api::V1,
-                path,
-                body: None,
-                target: Target::User,
-            })
+            .send(Method::GET, Api::V1, path, None, Target::User)
             .await?;
         parse_collection(body, "emailMethods")
     }
@@ -53,13 +47,13 @@ impl GraphClient {
     ) -> Result<EmailMethod, GraphError> {
         let path = format!("{}/emailMethods", GraphClient::auth_path(user)?);
         let resp = self
-            .execute(Call {
-                method: Method::POST,
-                api: Api::V1,
+            .send(
+                Method::POST,
+                Api::V1,
                 path,
-                body: Some(json!({ "emailAddress": address })),
-                target: Target::User,
-            })
+                Some(json!({ "emailAddress": address })),
+                Target::User,
+            )
             .await?;
         Ok(resp
             .and_then(|v| serde_json::from_value::<EmailMethod>(v).ok())
@@ -81,13 +75,13 @@ impl GraphClient {
             GraphClient::auth_path(user)?,
             method_segment(id)
         );
-        self.execute(Call {
-            method: Method::PATCH,
-            api: Api::V1,
+        self.send(
+            Method::PATCH,
+            Api::V1,
             path,
-            body: Some(json!({ "emailAddress": address })),
-            target: Target::Method,
-        })
+            Some(json!({ "emailAddress": address })),
+            Target::Method,
+        )
         .await
         .map(|_| ())
     }
@@ -98,14 +92,8 @@ impl GraphClient {
             GraphClient::auth_path(user)?,
             method_segment(id)
         );
-        self.execute(Call {
-            method: Method::DELETE,
-            api: Api::V1,
-            path,
-            body: None,
-            target: Target::Method,
-        })
-        .await
-        .map(|_| ())
+        self.send(Method::DELETE, Api::V1, path, None, Target::Method)
+            .await
+            .map(|_| ())
     }
 }

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::graph::client::{Api, Call, GraphClient, Target};
+use crate::graph::client::{Api, GraphClient, Target};
 use crate::graph::error::GraphError;
 
 pub const MOBILE_METHOD_ID: &str = "3179e48a-750b-4051-897c-87b9720928f7";
@@ -159,13 +159,7 @@ impl GraphClient {
     pub async fn list_phone_methods(&self, user: &str) -> Result<Vec<PhoneMethod>, GraphError> {
         let path = format!("{}/phoneMethods", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call {
-                method: Method::GET,
-                api: Api::V1,
-                path,
-                body: None,
-                target: Target::User,
-            })
+            .send(Method::GET, Api::V1, path, None, Target::User)
             .await?;
         parse_collection(body, "phoneMethods")
     }
@@ -181,13 +175,7 @@ impl GraphClient {
         let path = format!("{}/phoneMethods", GraphClient::auth_path(user)?);
         let body = json!({ "phoneNumber": number, "phoneType": kind.as_str() });
         let resp = self
-            .execute(Call {
-                method: Method::POST,
-                api: Api::V1,
-                path,
-                body: Some(body),
-                target: Target::User,
-            })
+            .send(Method::POST, Api::V1, path, Some(body), Target::User)
             .await?;
         Ok(resp
             .and_then(|v| serde_json::from_value::<PhoneMethod>(v).ok())
@@ -212,15 +200,9 @@ impl GraphClient {
             kind.method_id()
         );
         let body = json!({ "phoneNumber": number, "phoneType": kind.as_str() });
-        self.execute(Call {
-            method: Method::PATCH,
-            api: Api::V1,
-            path,
-            body: Some(body),
-            target: Target::Method,
-        })
-        .await
-        .map(|_| ())
+        self.send(Method::PATCH, Api::V1, path, Some(body), Target::Method)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes a method (204). The default method cannot be deleted:
@@ -231,15 +213,9 @@ impl GraphClient {
             GraphClient::auth_path(user)?,
             kind.method_id()
         );
-        self.execute(Call {
-            method: Method::DELETE,
-            api: Api::V1,
-            path,
-            body: None,
-            target: Target::Method,
-        })
-        .await
-        .map(|_| ())
+        self.send(Method::DELETE, Api::V1, path, None, Target::Method)
+            .await
+            .map(|_| ())
     }
 
     /// `enableSmsSignIn` / `disableSmsSignIn` on the mobile method (204).
@@ -253,15 +229,9 @@ impl GraphClient {
             "{}/phoneMethods/{MOBILE_METHOD_ID}/{action}",
             GraphClient::auth_path(user)?
         );
-        self.execute(Call {
-            method: Method::POST,
-            api: Api::V1,
-            path,
-            body: None,
-            target: Target::Method,
-        })
-        .await
-        .map(|_| ())
+        self.send(Method::POST, Api::V1, path, None, Target::Method)
+            .await
+            .map(|_| ())
     }
 }
 

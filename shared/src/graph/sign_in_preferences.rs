@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::graph::client::{Api, Call, GraphClient, Target};
+use crate::graph::client::{Api, GraphClient, Target};
 use crate::graph::error::GraphError;
 use crate::message::DefaultMethod;
 
@@ -26,13 +26,7 @@ impl GraphClient {
     ) -> Result<SignInPreferences, GraphError> {
         let path = format!("{}/signInPreferences", GraphClient::auth_path(user)?);
         let body = self
-            .execute(Call {
-                method: Method::GET,
-                api: Api::Beta,
-                path,
-                body: None,
-                target: Target::User,
-            })
+            .send(Method::GET, Api::Beta, path, None, Target::User)
             .await?;
         match body {
             Some(v) => serde_json::from_value(v)
@@ -48,13 +42,13 @@ impl GraphClient {
         method: DefaultMethod,
     ) -> Result<(), GraphError> {
         let path = format!("{}/signInPreferences", GraphClient::auth_path(user)?);
-        self.execute(Call {
-            method: Method::PATCH,
-            api: Api::Beta,
+        self.send(
+            Method::PATCH,
+            Api::Beta,
             path,
-            body: Some(json!({ "userPreferredMethodForSecondaryAuthentication": method.as_str() })),
-            target: Target::User,
-        })
+            Some(json!({ "userPreferredMethodForSecondaryAuthentication": method.as_str() })),
+            Target::User,
+        )
         .await
         .map(|_| ())
     }

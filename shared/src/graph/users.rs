@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::graph::client::{Api, Call, GraphClient, Target};
+use crate::graph::client::{Api, GraphClient, Target};
 use crate::graph::error::GraphError;
 
 /// Most users per page Graph returns (`$top`).
@@ -50,13 +50,7 @@ impl GraphClient {
             ),
         };
         let body = self
-            .execute(Call {
-                method: Method::GET,
-                api: Api::V1,
-                path,
-                body: None,
-                target: Target::User,
-            })
+            .send(Method::GET, Api::V1, path, None, Target::User)
             .await?
             .ok_or_else(|| GraphError::InvalidResponse("users: empty body".into()))?;
         let page: PageBody = serde_json::from_value(body)
@@ -78,13 +72,7 @@ impl GraphClient {
             crate::graph::client::encode_user_segment(user)?
         );
         let body = self
-            .execute(Call {
-                method: Method::GET,
-                api: Api::V1,
-                path,
-                body: None,
-                target: Target::User,
-            })
+            .send(Method::GET, Api::V1, path, None, Target::User)
             .await?
             .ok_or_else(|| GraphError::InvalidResponse("user: empty body".into()))?;
         serde_json::from_value(body).map_err(|e| GraphError::InvalidResponse(format!("user: {e}")))
@@ -101,13 +89,7 @@ impl GraphClient {
         );
         loop {
             let body = self
-                .execute(Call {
-                    method: Method::GET,
-                    api: Api::V1,
-                    path,
-                    body: None,
-                    target: Target::User,
-                })
+                .send(Method::GET, Api::V1, path, None, Target::User)
                 .await?
                 .ok_or_else(|| GraphError::InvalidResponse("group members: empty body".into()))?;
             let page: PageBody = serde_json::from_value(body)
