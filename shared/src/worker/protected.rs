@@ -79,10 +79,10 @@ impl ProtectedUsers {
     where
         F: Fn(&str) -> Option<String>,
     {
-        match lookup("PROTECTED_USERS") {
-            Some(v) if !v.trim().is_empty() => ProtectedUsers::parse(&v).map(Some),
-            _ => Ok(None),
-        }
+        crate::config::Env(lookup)
+            .get("PROTECTED_USERS")
+            .map(|v| ProtectedUsers::parse(&v))
+            .transpose()
     }
 
     pub fn len(&self) -> usize {
