@@ -730,12 +730,13 @@ fn big_file(n: u64) -> (Vec<u8>, HashMap<u64, &'static str>) {
 #[tokio::test]
 async fn a_large_file_runs_over_many_continuations_with_no_row_lost_or_doubled() {
     let rig = rig("ingest-big").await;
-    let n = 200_000;
+    let n = 80_000;
     let (bytes, expected) = big_file(n);
     let key = "incoming/migration/legacy export.csv";
     let (etag, size) = rig.upload(key, bytes).await;
     // Each invocation stops after 10 s: against moto that is a few thousand rows, so the file
-    // takes dozens of continuations.
+    // takes more than a dozen continuations (200,000 rows took close to the 10-minute guard on
+    // two cores; 80,000 keep many continuations at well under half of it).
     let env = [("INGEST_TIME_BUDGET_SECONDS", "10")];
     let (consumers, ingest_sqs) = rig.consumers().await;
     // The second continuation's stream breaks after 100 kB; SQS redelivers it and the retry goes
