@@ -10,8 +10,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 36500 \
   -keyout "$out/test-app.key.pem" -out "$out/test-app.crt.pem" 2>/dev/null
 openssl pkcs12 -export -inkey "$out/test-app.key.pem" -in "$out/test-app.crt.pem" \
   -passout pass:test-pfx-password -out "$out/test-app.pfx"
-# A certificate that expires in 10 days, to exercise the expiry warning.
-openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 10 \
-  -subj "/CN=mfa-preload expiring test app" \
-  -keyout "$out/expiring.key.pem" -out "$out/expiring.crt.pem" 2>/dev/null
+# A second app's certificate: the one Entra holds when the secret's is not uploaded, a rotation, a
+# signature by another key. (The expiry tests set their clock against a certificate's own dates,
+# so no fixture has to be about to expire.)
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 36500 \
+  -subj "/CN=mfa-preload other test app" \
+  -keyout "$out/other-app.key.pem" -out "$out/other-app.crt.pem" 2>/dev/null
 echo "test fixtures written to $out"

@@ -24,7 +24,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 echo "==> building the benchmarks (release)"
 # The whole workspace is selected, so that dependencies keep one set of features (see test.sh).
-cargo build --release --workspace --features mfa-preload-core/bench --bin ingest-bench --bin worker-bench --quiet
+cargo build --release --workspace --bin ingest-bench --bin worker-bench --quiet
 
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -152,7 +152,7 @@ async fn doctor_passes_when_all_is_set_and_names_what_is_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_translates_a_certificate_entra_does_not_know() {
     // The app registration holds another certificate than the one in the secret.
-    let sim = sim("expiring.crt.pem").await;
+    let sim = sim("other-app.crt.pem").await;
     let dir = tempfile::tempdir().unwrap();
     let creds = secret(dir.path());
     let o = cli(&sim, dir.path(), &["doctor", "--credentials", &creds]).await;

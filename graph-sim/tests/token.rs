@@ -54,7 +54,7 @@ async fn signature_by_another_key_is_rejected() {
     let sim = sim().await;
     let base = sim.base_url();
     let mut a = Assertion::valid(&base);
-    a.key_pem = fixture("expiring.key.pem");
+    a.key_pem = fixture("other-app.key.pem");
     let (status, body) = token_request(&http(), &base, &a.sign()).await;
     assert_aad_error(status, &body, 401, "invalid_client");
     let desc = body["error_description"].as_str().unwrap_or("");
@@ -105,7 +105,7 @@ async fn wrong_or_missing_thumbprint_is_rejected() {
     let base = sim.base_url();
     let client = http();
     let mut a = Assertion::valid(&base);
-    a.x5t_s256 = Some(thumbprint_s256(&fixture("expiring.crt.pem")));
+    a.x5t_s256 = Some(thumbprint_s256(&fixture("other-app.crt.pem")));
     let (status, body) = token_request(&client, &base, &a.sign()).await;
     assert_aad_error(status, &body, 401, "invalid_client");
 

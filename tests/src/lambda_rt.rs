@@ -91,14 +91,14 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
 }
 
 /// Fails when `binary` is older than the sources it is built from (a stale binary would test
-/// yesterday's code): `functions/<name>/` and `shared/src/`.
+/// yesterday's code): `functions/<name>/` and `core/src/`.
 pub fn assert_fresh(binary: &Path, function_dir: &str) {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return;
     };
     let sources = [
         crate::repo_path(function_dir),
-        crate::repo_path("shared/src"),
+        crate::repo_path("core/src"),
         crate::repo_path("Cargo.lock"),
     ];
     for s in sources {

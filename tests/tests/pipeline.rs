@@ -312,7 +312,7 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             latency: opts.latency,
             // Graph's write budget (3,000 per 150 s) would hold a 5,000-row run for minutes by
             // design; the engine's pacing to it is tested against the simulator in
-            // shared/tests/worker_sim.rs. The read budget (8,000 RU per 10 s) stays.
+            // core/tests/worker_sim.rs. The read budget (8,000 RU per 10 s) stays.
             writes_per_window: 0,
             // The tenant's policy lets the users whose rows ask for it use SMS sign-in.
             sms_sign_in_policy: true,

@@ -829,13 +829,13 @@ async fn a_certificate_rotated_in_the_secret_is_picked_up_on_invalid_client() {
     rig.sim.register_app(
         TENANT,
         CLIENT_ID,
-        &String::from_utf8(fixture("expiring.crt.pem")).expect("utf-8"),
+        &String::from_utf8(fixture("other-app.crt.pem")).expect("utf-8"),
     );
     let rotated = json!({
         "tenantId": TENANT,
         "clientId": CLIENT_ID,
-        "certificatePem": String::from_utf8(fixture("expiring.crt.pem")).expect("utf-8"),
-        "privateKeyPem": String::from_utf8(fixture("expiring.key.pem")).expect("utf-8"),
+        "certificatePem": String::from_utf8(fixture("other-app.crt.pem")).expect("utf-8"),
+        "privateKeyPem": String::from_utf8(fixture("other-app.key.pem")).expect("utf-8"),
     })
     .to_string();
     aws_sdk_secretsmanager::Client::new(&rig.cfg)

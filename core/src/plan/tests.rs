@@ -271,169 +271,261 @@ fn mobile_goes_before_alternate_and_office() {
     );
 }
 
+/// One case of the cross-method rules: what the user has, what the row asks, what the plan does.
+struct Case {
+    name: &'static str,
+    current: CurrentMethods,
+    request: Request,
+    actions: Vec<&'static str>,
+    outcome: Result<Outcome, Reason>,
+    /// A word the rejection's detail must contain.
+    detail: Option<&'static str>,
+}
+
+fn case(name: &'static str, current: CurrentMethods, request: Request) -> Case {
+    Case {
+        name,
+        current,
+        request,
+        actions: vec![],
+        outcome: Ok(Outcome::Unchanged),
+        detail: None,
+    }
+}
+
+impl Case {
+    fn does(mut self, actions: &[&'static str], outcome: Outcome) -> Case {
+        self.actions = actions.to_vec();
+        self.outcome = Ok(outcome);
+        self
+    }
+
+    fn rejects(mut self, reason: Reason, detail: Option<&'static str>) -> Case {
+        self.outcome = Err(reason);
+        self.detail = detail;
+        self
+    }
+}
+
+fn check(cases: Vec<Case>) {
+    for c in cases {
+        let p = plan(&c.current, &c.request);
+        assert_eq!(labels(&p), c.actions, "{}", c.name);
+        let outcome = p.outcome();
+        assert_eq!(
+            outcome.clone().map_err(|r| r.reason),
+            c.outcome,
+            "{}",
+            c.name
+        );
+        if let (Some(word), Err(rej)) = (c.detail, outcome) {
+            assert!(rej.detail.contains(word), "{}: {}", c.name, rej.detail);
+        }
+        if c.outcome.is_err() {
+            assert!(
+                p.actions.is_empty(),
+                "{}: a rejected row writes nothing",
+                c.name
+            );
+        }
+    }
+}
+
+fn with(methods: Methods, forced_update: bool, forced_removal: bool) -> Request {
+    req(methods, forced_update, forced_removal)
+}
+
+fn mobile(v: Option<&str>) -> Methods {
+    Methods {
+        mobile: d(v),
+        ..Methods::default()
+    }
+}
+
+fn alternate(v: Option<&str>) -> Methods {
+    Methods {
+        alternate_mobile: d(v),
+        ..Methods::default()
+    }
+}
+
+fn office(v: Option<&str>) -> Methods {
+    Methods {
+        office: d(v),
+        ..Methods::default()
+    }
+}
+
+fn default_is(mut c: CurrentMethods, method: Option<&str>) -> CurrentMethods {
+    c.default_method = method.map(str::to_string);
+    c
+}
+
+fn sms_state(mut c: CurrentMethods, state: SmsSignInState) -> CurrentMethods {
+    c.sms_sign_in_state = Some(state);
+    c
+}
+
+fn sms(mut r: Request, s: SmsSignIn) -> Request {
+    r.sms_sign_in = Some(s);
+    r
+}
+
+fn set_default(mut r: Request, m: DefaultMethod) -> Request {
+    r.default_method = Some(m);
+    r
+}
+
 #[test]
 fn alternate_requires_mobile() {
-    // Alternate given, no mobile anywhere.
-    let r = req(
-        Methods {
-            alternate_mobile: d(Some(A1)),
-            ..Methods::default()
-        },
-        false,
-        false,
-    );
-    let p = plan(&CurrentMethods::default(), &r);
-    assert_eq!(
-        p.outcome().unwrap_err().reason,
-        Reason::AlternateRequiresMobile
-    );
-    assert!(p.actions.is_empty());
-    // Alternate given, mobile exists: fine.
-    let p = plan(&cur(Some(M1), None, None), &r);
-    assert_eq!(labels(&p), vec!["alternateMobile:create(+44 770****123)"]);
-    // Deleting the mobile while the alternate stays.
-    let r = req(
-        Methods {
-            mobile: d(None),
-            ..Methods::default()
-        },
-        false,
-        true,
-    );
-    let p = plan(&cur(Some(M1), Some(A1), None), &r);
-    let rej = p.outcome().unwrap_err();
-    assert_eq!(rej.reason, Reason::AlternateRequiresMobile);
-    assert!(rej.detail.contains("cannot be removed"));
-    assert!(p.actions.is_empty());
-    // Deleting both: alternate first.
-    let r = req(
-        Methods {
-            mobile: d(None),
-            alternate_mobile: d(None),
-            ..Methods::default()
-        },
-        false,
-        true,
-    );
-    let p = plan(&cur(Some(M1), Some(A1), None), &r);
-    assert_eq!(labels(&p), vec!["alternateMobile:delete", "mobile:delete"]);
-    assert_eq!(p.outcome(), Ok(Outcome::Deleted));
-    // An existing alternate without mobile is left alone if the request does not manage them.
-    let r = req(
-        Methods {
-            office: d(Some(O1)),
-            ..Methods::default()
-        },
-        false,
-        false,
-    );
-    let p = plan(&cur(None, Some(A1), None), &r);
-    assert_eq!(labels(&p), vec!["office:create(+31 201***567)"]);
-    // Managing the alternate (even unchanged) with no mobile is rejected.
-    let r = req(
-        Methods {
-            alternate_mobile: d(Some(A1)),
-            ..Methods::default()
-        },
-        false,
-        false,
-    );
-    let p = plan(&cur(None, Some(A1), None), &r);
-    assert_eq!(
-        p.outcome().unwrap_err().reason,
-        Reason::AlternateRequiresMobile
-    );
-    // ...but the mobile given with it fixes it.
-    let r = req(
-        Methods {
-            mobile: d(Some(M1)),
-            ..Methods::default()
-        },
-        false,
-        false,
-    );
-    let p = plan(&cur(None, Some(A1), None), &r);
-    assert_eq!(labels(&p), vec!["mobile:create(+1 555****234)"]);
+    let none = CurrentMethods::default;
+    check(vec![
+        case(
+            "alternate, no mobile anywhere",
+            none(),
+            with(alternate(Some(A1)), false, false),
+        )
+        .rejects(Reason::AlternateRequiresMobile, None),
+        case(
+            "alternate, mobile exists",
+            cur(Some(M1), None, None),
+            with(alternate(Some(A1)), false, false),
+        )
+        .does(
+            &["alternateMobile:create(+44 770****123)"],
+            Outcome::Created,
+        ),
+        case(
+            "deleting the mobile under an alternate",
+            cur(Some(M1), Some(A1), None),
+            with(mobile(None), false, true),
+        )
+        .rejects(Reason::AlternateRequiresMobile, Some("cannot be removed")),
+        case(
+            "deleting both: alternate first",
+            cur(Some(M1), Some(A1), None),
+            with(
+                Methods {
+                    mobile: d(None),
+                    alternate_mobile: d(None),
+                    ..Methods::default()
+                },
+                false,
+                true,
+            ),
+        )
+        .does(
+            &["alternateMobile:delete", "mobile:delete"],
+            Outcome::Deleted,
+        ),
+        case(
+            "an alternate alone, not managed: left alone",
+            cur(None, Some(A1), None),
+            with(office(Some(O1)), false, false),
+        )
+        .does(&["office:create(+31 201***567)"], Outcome::Created),
+        case(
+            "managing the alternate (unchanged) with no mobile",
+            cur(None, Some(A1), None),
+            with(alternate(Some(A1)), false, false),
+        )
+        .rejects(Reason::AlternateRequiresMobile, None),
+        case(
+            "the mobile given with it fixes it",
+            cur(None, Some(A1), None),
+            with(mobile(Some(M1)), false, false),
+        )
+        .does(&["mobile:create(+1 555****234)"], Outcome::Created),
+    ]);
 }
 
 #[test]
 fn default_method_conflicts() {
-    let mut c = cur(Some(M1), None, Some(O1));
-    c.default_method = Some("sms".into());
-    let r = req(
-        Methods {
-            mobile: d(None),
-            ..Methods::default()
-        },
-        false,
-        true,
-    );
-    let p = plan(&c, &r);
-    let rej = p.outcome().unwrap_err();
-    assert_eq!(rej.reason, Reason::DefaultMethodConflict);
-    assert!(rej.detail.contains("'sms'"));
-    assert!(p.actions.is_empty());
-    // Deleting the office is fine while the default is sms.
-    let r = req(
-        Methods {
-            office: d(None),
-            ..Methods::default()
-        },
-        false,
-        true,
-    );
-    assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
-    // voiceOffice protects the office.
-    c.default_method = Some("voiceOffice".into());
-    assert_eq!(
-        plan(&c, &r).outcome().unwrap_err().reason,
-        Reason::DefaultMethodConflict
-    );
-    // Moving the default away first makes the delete possible: PATCH before DELETE.
-    let mut r2 = r.clone();
-    r2.default_method = Some(DefaultMethod::VoiceMobile);
-    assert_eq!(
-        labels(&plan(&c, &r2)),
-        vec!["defaultMethod:set(voiceMobile)", "office:delete"]
-    );
-    // Unknown default: left to Graph.
-    c.default_method = None;
-    assert_eq!(labels(&plan(&c, &r)), vec!["office:delete"]);
+    let sms_default = default_is(cur(Some(M1), None, Some(O1)), Some("sms"));
+    let office_default = default_is(cur(Some(M1), None, Some(O1)), Some("voiceOffice"));
+    let delete_office = with(office(None), false, true);
+    check(vec![
+        case(
+            "deleting the mobile that is the default",
+            sms_default.clone(),
+            with(mobile(None), false, true),
+        )
+        .rejects(Reason::DefaultMethodConflict, Some("'sms'")),
+        case(
+            "deleting the office while the default is sms",
+            sms_default,
+            delete_office.clone(),
+        )
+        .does(&["office:delete"], Outcome::Deleted),
+        case(
+            "voiceOffice protects the office",
+            office_default.clone(),
+            delete_office.clone(),
+        )
+        .rejects(Reason::DefaultMethodConflict, Some("'voiceOffice'")),
+        case(
+            "moving the default away first: PATCH before DELETE",
+            office_default.clone(),
+            set_default(delete_office.clone(), DefaultMethod::VoiceMobile),
+        )
+        .does(
+            &["defaultMethod:set(voiceMobile)", "office:delete"],
+            Outcome::Updated,
+        ),
+        case(
+            "an unknown default is left to Graph",
+            default_is(office_default, None),
+            delete_office,
+        )
+        .does(&["office:delete"], Outcome::Deleted),
+    ]);
 }
 
 #[test]
 fn sms_sign_in() {
-    let mut r = req(Methods::default(), false, false);
-    r.sms_sign_in = Some(SmsSignIn::Enable);
-    // No mobile at all.
-    let p = plan(&CurrentMethods::default(), &r);
-    assert_eq!(p.outcome().unwrap_err().reason, Reason::InvalidRow);
-    // Mobile present, not enabled.
-    let mut c = cur(Some(M1), None, None);
-    c.sms_sign_in_state = Some(SmsSignInState::NotEnabled);
-    let p = plan(&c, &r);
-    assert_eq!(labels(&p), vec!["smsSignIn:enable"]);
-    assert_eq!(p.outcome(), Ok(Outcome::Updated));
-    // Already ready: nothing.
-    c.sms_sign_in_state = Some(SmsSignInState::Ready);
-    let p = plan(&c, &r);
-    assert!(p.actions.is_empty());
-    assert_eq!(p.outcome(), Ok(Outcome::Unchanged));
-    // Created together with the mobile: after it.
-    r.methods.mobile = d(Some(M1));
-    let p = plan(&CurrentMethods::default(), &r);
-    assert_eq!(
-        labels(&p),
-        vec!["mobile:create(+1 555****234)", "smsSignIn:enable"]
-    );
-    assert_eq!(p.outcome(), Ok(Outcome::Created));
-    // Disable: only when enabled.
-    r.methods.mobile = None;
-    r.sms_sign_in = Some(SmsSignIn::Disable);
-    assert_eq!(labels(&plan(&c, &r)), vec!["smsSignIn:disable"]);
-    c.sms_sign_in_state = Some(SmsSignInState::NotEnabled);
-    assert!(plan(&c, &r).actions.is_empty());
-    assert!(plan(&CurrentMethods::default(), &r).actions.is_empty());
+    let enable = sms(req(Methods::default(), false, false), SmsSignIn::Enable);
+    let disable = sms(req(Methods::default(), false, false), SmsSignIn::Disable);
+    let mobile_only = || cur(Some(M1), None, None);
+    check(vec![
+        case(
+            "enable with no mobile at all",
+            CurrentMethods::default(),
+            enable.clone(),
+        )
+        .rejects(Reason::InvalidRow, None),
+        case(
+            "enable, mobile present, not enabled",
+            sms_state(mobile_only(), SmsSignInState::NotEnabled),
+            enable.clone(),
+        )
+        .does(&["smsSignIn:enable"], Outcome::Updated),
+        case(
+            "enable, already ready",
+            sms_state(mobile_only(), SmsSignInState::Ready),
+            enable.clone(),
+        ),
+        case(
+            "enable with the mobile created in the same row: after it",
+            CurrentMethods::default(),
+            sms(with(mobile(Some(M1)), false, false), SmsSignIn::Enable),
+        )
+        .does(
+            &["mobile:create(+1 555****234)", "smsSignIn:enable"],
+            Outcome::Created,
+        ),
+        case(
+            "disable when ready",
+            sms_state(mobile_only(), SmsSignInState::Ready),
+            disable.clone(),
+        )
+        .does(&["smsSignIn:disable"], Outcome::Updated),
+        case(
+            "disable when not enabled",
+            sms_state(mobile_only(), SmsSignInState::NotEnabled),
+            disable.clone(),
+        ),
+        case("disable with no mobile", CurrentMethods::default(), disable),
+    ]);
 }
 
 #[test]

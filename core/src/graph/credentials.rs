@@ -419,7 +419,11 @@ impl Credentials {
 
     /// Logs a warning when the certificate is expired or expires soon; returns the status.
     pub fn warn_if_expiring(&self) -> CertificateExpiry {
-        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        self.warn_if_expiring_at(i64::try_from(unix_now()).unwrap_or(i64::MAX))
+    }
+
+    /// [`Credentials::warn_if_expiring`] at `now` (Unix seconds).
+    pub fn warn_if_expiring_at(&self, now: i64) -> CertificateExpiry {
         let status = self.expiry_at(now);
         match status {
             CertificateExpiry::Expired { days_ago } => tracing::warn!(
@@ -561,7 +565,7 @@ mod tests {
         cases.push((s, "certificatePem"));
         let mut s = pem_secret();
         // The key of another certificate.
-        s["privateKeyPem"] = serde_json::json!(fixture("expiring.key.pem"));
+        s["privateKeyPem"] = serde_json::json!(fixture("other-app.key.pem"));
         cases.push((s, "privateKeyPem"));
         let mut s = pem_secret();
         s.as_object_mut().unwrap().remove("privateKeyPem");
@@ -615,47 +619,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn expiring_certificate_is_warned_about() {
+    /// What `f` logs.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
         let captured = Captured::default();
         let sink = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || sink.clone())
             .with_ansi(false)
             .finish();
-        let c = tracing::subscriber::with_default(subscriber, || {
-            Credentials::from_pem(
-                TENANT,
-                CLIENT,
-                &fixture("expiring.crt.pem"),
-                &fixture("expiring.key.pem"),
-            )
-            .unwrap()
-        });
+        let out = tracing::subscriber::with_default(subscriber, f);
         let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (out, logs)
+    }
+
+    #[test]
+    fn expiring_certificate_is_warned_about() {
+        // The clock is set against the certificate's own dates, so the test does not age.
+        let c = Credentials::from_pem(
+            TENANT,
+            CLIENT,
+            &fixture("other-app.crt.pem"),
+            &fixture("other-app.key.pem"),
+        )
+        .unwrap();
+        let not_after = c.certificate_not_after();
+        let (status, logs) = logged(|| c.warn_if_expiring_at(not_after - 86_400 * 10 + 60));
+        assert_eq!(status, CertificateExpiry::ExpiringSoon { days_left: 9 });
         assert!(
             logs.contains("WARN") && logs.contains("expires soon"),
             "{logs}"
         );
-        let now = i64::try_from(unix_now()).unwrap();
-        assert!(
-            matches!(c.expiry_at(now), CertificateExpiry::ExpiringSoon { days_left } if days_left < 30)
-        );
-        assert!(matches!(
-            c.expiry_at(c.certificate_not_after() + 86_400 * 2),
-            CertificateExpiry::Expired { days_ago: 2 }
-        ));
+        let (status, logs) = logged(|| c.warn_if_expiring_at(not_after + 86_400 * 2));
+        assert_eq!(status, CertificateExpiry::Expired { days_ago: 2 });
+        assert!(logs.contains("WARN") && logs.contains("EXPIRED"), "{logs}");
+        let (status, logs) = logged(|| c.warn_if_expiring_at(not_after - 86_400 * 31));
+        assert_eq!(status, CertificateExpiry::Valid { days_left: 31 });
+        assert!(logs.is_empty(), "{logs}");
 
-        // The long-lived certificate logs nothing.
-        let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            Credentials::from_secret_json(&pem_secret().to_string()).unwrap()
-        });
-        assert!(captured.0.lock().unwrap().is_empty());
+        // The long-lived certificate logs nothing when it is loaded.
+        let (_, logs) =
+            logged(|| Credentials::from_secret_json(&pem_secret().to_string()).unwrap());
+        assert!(logs.is_empty(), "{logs}");
     }
 
     #[test]

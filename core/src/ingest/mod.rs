@@ -4,9 +4,11 @@
 //! - [`engine`]: the core (no AWS): row decisions, the two passes, cursors, sinks.
 //! - [`sqs_sink`]: the sink on SQS with an exact account of what is sent.
 //! - [`checkpoints`]: checkpoints, continuation messages, claims and the report.
+//! - [`claim`]: which invocation reads a file, over a port of conditional writes.
 //! - [`driver`]: the Lambda-facing orchestration of S3 events and continuations.
 
 pub mod checkpoints;
+pub mod claim;
 pub mod driver;
 pub mod engine;
 pub mod sqs_sink;

@@ -358,7 +358,7 @@ async fn credentials_entra_refuses_are_a_configuration_fault() {
     })
     .await;
     // The app registration holds another certificate than the secret's.
-    sim.register_app(TENANT, CLIENT_ID, &fixture("expiring.crt.pem"));
+    sim.register_app(TENANT, CLIENT_ID, &fixture("other-app.crt.pem"));
     let (worker, dlq) = worker_for(client_for(&sim, &pem_secret(), test_options(3)), 1);
     let r = worker
         .process_one(&msg(

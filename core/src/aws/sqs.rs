@@ -84,10 +84,6 @@ impl SqsSender {
         self
     }
 
-    pub fn queue_url(&self) -> &str {
-        &self.queue_url
-    }
-
     /// Sends one message as it is (no retry: the caller's invocation is retried); on a FIFO
     /// queue with its message group and deduplication id.
     pub async fn send_one(&self, body: &str, fifo: Option<(&str, &str)>) -> Result<(), SqsError> {

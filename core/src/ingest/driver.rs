@@ -3,9 +3,10 @@
 //! make every row enqueued or rejected exactly once, and the report says how it went.
 
 use super::checkpoints::{
-    is_csv_key, now_rfc3339, Claim, Continuation, FileRef, Progress, Report, Snapshot, Status,
+    is_csv_key, now_rfc3339, Continuation, FileRef, Progress, Report, Snapshot, Status,
     CHECKPOINTS_PREFIX, REPORTS_PREFIX,
 };
+use super::claim::{self, Released, Taken};
 use super::engine::{
     Advance, Engine, EngineError, FilterSize, Opened, Processor, Replay, Source, SourceError,
     StartError,
@@ -111,10 +112,34 @@ pub enum FileOutcome {
     Finished(Status),
 }
 
+/// One invocation's read of a file, opened or resumed, with what its checkpoints record.
+struct Invocation<S: Source> {
+    engine: Engine<S, SqsSink>,
+    /// When the file's first invocation started (RFC 3339).
+    started_at: String,
+    /// Invocations of the file so far, this one included.
+    invocations: u32,
+    /// Failed attempts of this invocation before this one.
+    retry_attempts: u32,
+    /// The object's size as the first read opened it.
+    object_size: Option<u64>,
+}
+
+/// What [`Ingest::open_or_resume`] found.
+enum Opening<S: Source> {
+    Run(Box<Invocation<S>>),
+    /// Nothing to run: the file ended at its header (rejected or replaced).
+    Done(FileOutcome),
+}
+
 /// The ingest engine wired to S3 and SQS.
 pub struct Ingest<F: SourceFactory = S3Sources> {
     store: ObjectStore,
-    sqs: aws_sdk_sqs::Client,
+    /// The control queue (continuations), built once.
+    control: SqsSender,
+    /// The work queue and the DLQ, with the configured send retries, built once.
+    work: SqsSender,
+    dlq: SqsSender,
     sources: F,
     config: IngestConfig,
     owner: String,
@@ -137,9 +162,14 @@ impl<F: SourceFactory> Ingest<F> {
         sources: F,
         config: IngestConfig,
     ) -> Ingest<F> {
+        let sender = |url: &str| {
+            SqsSender::new(sqs.clone(), url).with_retry(config.send_attempts, config.send_backoff)
+        };
         Ingest {
             store,
-            sqs,
+            control: SqsSender::new(sqs.clone(), &config.control_queue_url),
+            work: sender(&config.queue_url),
+            dlq: sender(&config.dlq_url),
             sources,
             config,
             owner: uuid::Uuid::new_v4().to_string(),
@@ -276,8 +306,7 @@ impl<F: SourceFactory> Ingest<F> {
     /// too, so the message is not deleted). When this call fails, the queue's own visibility
     /// timeout applies: later, but nothing is lost.
     async fn retry_continuation_in(&self, receipt_handle: &str, delay: Duration) {
-        let control = SqsSender::new(self.sqs.clone(), &self.config.control_queue_url);
-        if let Err(e) = control.change_visibility(receipt_handle, delay).await {
+        if let Err(e) = self.control.change_visibility(receipt_handle, delay).await {
             tracing::warn!(error = %e, "could not shorten the failed continuation's visibility; the queue's visibility timeout applies");
         }
     }
@@ -355,7 +384,8 @@ impl<F: SourceFactory> Ingest<F> {
         result
     }
 
-    /// Takes the claim on a file for `owner`; `false` when another invocation holds it.
+    /// Takes the claim on a file for `owner` (see [`super::claim`]); `false` when another
+    /// invocation holds it.
     async fn claim(
         &self,
         file: &FileRef,
@@ -363,72 +393,33 @@ impl<F: SourceFactory> Ingest<F> {
         deadline: Instant,
     ) -> Result<bool, IngestError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let claim = Claim {
-            owner: owner.to_string(),
-            expires_ms: now_ms() + remaining.as_millis() as u64 + 5_000,
-        };
-        let body = serde_json::to_vec(&claim).map_err(EngineError::from)?;
-        let claim_key = file.claim_key();
-        if self
-            .store
-            .put_conditional(&file.bucket, &claim_key, body.clone(), None)
-            .await?
-        {
-            return Ok(true);
+        let now = now_ms();
+        let expires_ms = now + remaining.as_millis() as u64 + 5_000;
+        match claim::take(&self.store, file, owner, expires_ms, now).await? {
+            Taken::Fresh => Ok(true),
+            Taken::TakenOver => {
+                tracing::warn!(key = %file.key, run = %file.run, "taking over the ingest of a file from an invocation that did not finish");
+                Ok(true)
+            }
+            Taken::Held => {
+                tracing::info!(key = %file.key, run = %file.run, "another invocation is ingesting this file");
+                Ok(false)
+            }
         }
-        let Some((old, etag)) = self.store.get_with_etag(&file.bucket, &claim_key).await? else {
-            return Ok(false);
-        };
-        let old: Option<Claim> = serde_json::from_slice(&old).ok();
-        let expired = old.is_none_or(|c| c.expires_ms < now_ms());
-        if !expired
-            || !self
-                .store
-                .put_conditional(&file.bucket, &claim_key, body, Some(&etag))
-                .await?
-        {
-            tracing::info!(key = %file.key, run = %file.run, "another invocation is ingesting this file");
-            return Ok(false);
-        }
-        tracing::warn!(key = %file.key, run = %file.run, "taking over the ingest of a file from an invocation that did not finish");
-        Ok(true)
     }
 
-    /// Gives up `owner`'s claim on a file (it expires at once), unless another invocation holds
-    /// it by now: only the owner releases its claim. Best effort: a claim left in place expires
-    /// at its deadline anyway.
+    /// Gives up `owner`'s claim on a file for Lambda's retry. Best effort: a claim left in place
+    /// expires at its deadline anyway.
     async fn release(&self, file: &FileRef, owner: &str) {
-        let key = file.claim_key();
-        let current = match self.store.get_with_etag(&file.bucket, &key).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the claim to release it failed; it expires at its deadline");
-                return;
-            }
-        };
-        let Some((bytes, etag)) = current else { return };
-        let mine = serde_json::from_slice::<Claim>(&bytes).is_ok_and(|c| c.owner == owner);
-        if !mine {
-            tracing::info!(key = %file.key, run = %file.run, "the claim is another invocation's by now: left alone");
-            return;
-        }
-        let released = Claim {
-            owner: owner.to_string(),
-            expires_ms: 0,
-        };
-        let body = match serde_json::to_vec(&released) {
-            Ok(b) => b,
-            Err(_) => return,
-        };
-        match self
-            .store
-            .put_conditional(&file.bucket, &key, body, Some(&etag))
-            .await
-        {
-            Ok(true) => {
+        match claim::release(&self.store, file, owner).await {
+            Ok(Released::Released) => {
                 tracing::info!(key = %file.key, run = %file.run, "claim released for the retry")
             }
-            Ok(false) => {
+            Ok(Released::Absent) => {}
+            Ok(Released::NotMine) => {
+                tracing::info!(key = %file.key, run = %file.run, "the claim is another invocation's by now: left alone")
+            }
+            Ok(Released::Changed) => {
                 tracing::info!(key = %file.key, run = %file.run, "the claim changed meanwhile: left alone")
             }
             Err(e) => {
@@ -477,26 +468,21 @@ impl<F: SourceFactory> Ingest<F> {
             seq,
         })
         .map_err(EngineError::from)?;
-        let control = SqsSender::new(self.sqs.clone(), &self.config.control_queue_url);
         let fifo = self
             .config
             .control_queue_url
             .ends_with(".fifo")
             .then(|| (file.group_id(), file.dedupe_id(seq)));
-        control
+        self.control
             .send_one(&body, fifo.as_ref().map(|(g, d)| (g.as_str(), d.as_str())))
             .await
             .map_err(|e| IngestError::Control(e.to_string()))
     }
 
     fn sink(&self, job: &Job) -> SqsSink {
-        let sender = |url: &str| {
-            SqsSender::new(self.sqs.clone(), url)
-                .with_retry(self.config.send_attempts, self.config.send_backoff)
-        };
         SqsSink::new(
-            sender(&self.config.queue_url),
-            sender(&self.config.dlq_url),
+            self.work.clone(),
+            self.dlq.clone(),
             job.clone(),
             self.config.max_in_flight,
         )
@@ -519,7 +505,9 @@ impl<F: SourceFactory> Ingest<F> {
         }
     }
 
-    /// Runs invocation `seq` of a file until it finishes or has to hand over.
+    /// Runs invocation `seq` of a file until it finishes or has to hand over: open or resume
+    /// the read, advance it in steps with a progress record after each, then hand over to a
+    /// continuation or finish.
     async fn run(
         &self,
         file: &FileRef,
@@ -527,101 +515,10 @@ impl<F: SourceFactory> Ingest<F> {
         deadline: Instant,
     ) -> Result<FileOutcome, IngestError> {
         let began = Instant::now();
-        let job = Job::S3 {
-            bucket: file.bucket.clone(),
-            key: file.key.clone(),
-            etag: file.etag.clone(),
+        let mut inv = match self.open_or_resume(file, seq).await? {
+            Opening::Run(inv) => inv,
+            Opening::Done(outcome) => return Ok(outcome),
         };
-        let progress = self.load_progress(file, seq).await?;
-        let replay = match &progress {
-            Some(p) => Replay {
-                until: p.flushed,
-                sent: p.sent_beyond.iter().copied().collect::<HashSet<_>>(),
-                rerouted: p.rerouted.iter().copied().collect::<HashSet<_>>(),
-            },
-            None => Replay::default(),
-        };
-        let retry_attempts = progress.as_ref().map_or(0, |p| p.attempts);
-        let source = self.sources.source(file);
-        // The duplicate filter's size: from the object as this read opens it (pinned to the
-        // ETag), or, on a retry, the size the first attempt recorded, so both defer the same rows.
-        let recorded_size = progress.as_ref().and_then(|p| p.object_size);
-        let (mut engine, started_at, invocations_before, object_size) = if seq == 0 {
-            let filter = match recorded_size {
-                Some(n) => FilterSize::Bytes(n),
-                None => FilterSize::Object,
-            };
-            match Engine::start(
-                source,
-                self.sink(&job),
-                &self.config.mapping,
-                self.config.settings.clone(),
-                job,
-                filter,
-            )
-            .await
-            {
-                Ok(e) => {
-                    let size = e.object_size();
-                    (e.with_replay(replay), now_rfc3339(), retry_attempts, size)
-                }
-                Err(StartError::Header(h)) => {
-                    tracing::warn!(key = %file.key, error = %h, "the file's header is unusable: nothing enqueued");
-                    let mut report =
-                        Report::new(file, Status::Rejected, &Default::default(), &now_rfc3339());
-                    report.error = Some(h.to_string());
-                    self.store
-                        .put_json(&file.bucket, &file.report_key(), &report)
-                        .await?;
-                    self.cleanup(file, 0).await;
-                    return Ok(FileOutcome::Finished(Status::Rejected));
-                }
-                Err(StartError::Source(SourceError::Changed(now))) => {
-                    return self.superseded(file, &now, None).await
-                }
-                Err(StartError::Source(e)) => {
-                    return Err(IngestError::Engine(EngineError::Source(e)))
-                }
-            }
-        } else {
-            let key = file.snapshot_key(seq);
-            let bytes = self
-                .store
-                .get_bytes(&file.bucket, &key)
-                .await?
-                .ok_or_else(|| IngestError::Checkpoint {
-                    key: key.clone(),
-                    why: "missing".into(),
-                })?;
-            let (snap, bloom) =
-                Snapshot::decode(&bytes).map_err(|why| IngestError::Checkpoint {
-                    key: key.clone(),
-                    why,
-                })?;
-            let dedupe =
-                Dedupe::restore(&snap.dedupe, bloom).ok_or_else(|| IngestError::Checkpoint {
-                    key: key.clone(),
-                    why: "duplicate filter does not match its description".into(),
-                })?;
-            let sink = self.sink(&job);
-            let proc = Processor::new(
-                snap.layout,
-                self.config.settings.clone(),
-                job,
-                snap.counts,
-                dedupe,
-            );
-            let engine =
-                Engine::resume(source, sink, proc, snap.cursor, snap.data_start_row, replay);
-            let size = snap.object_size;
-            (
-                engine,
-                snap.started_at,
-                snap.attempts + retry_attempts,
-                size,
-            )
-        };
-        let invocations = invocations_before + 1;
         let stop_at = {
             let by_deadline = deadline
                 .checked_sub(self.config.safety_margin)
@@ -631,7 +528,9 @@ impl<F: SourceFactory> Ingest<F> {
                 None => by_deadline,
             }
         };
+        let engine = &mut inv.engine;
         tracing::info!(key = %file.key, run = %file.run, seq, offset = engine.cursor().offset, row = engine.cursor().next_row, "ingest invocation starts");
+        let retry = (inv.retry_attempts, inv.object_size);
         // The first step ignores the stop time, so every invocation moves the file on.
         let mut first = true;
         loop {
@@ -648,24 +547,14 @@ impl<F: SourceFactory> Ingest<F> {
                     let _ = engine.settle().await;
                     return self.superseded(file, &now, Some(&engine.proc)).await;
                 }
-                Err(e) => {
-                    return Err(self
-                        .fail(file, seq, &mut engine, (retry_attempts, object_size), e)
-                        .await)
-                }
+                Err(e) => return Err(self.fail(file, seq, engine, retry, e).await),
             };
             if engine.replaying() && step == Advance::Rows {
                 continue;
             }
             if let Err(e) = engine.flush().await {
                 return Err(self
-                    .fail(
-                        file,
-                        seq,
-                        &mut engine,
-                        (retry_attempts, object_size),
-                        EngineError::Sink(e),
-                    )
+                    .fail(file, seq, engine, retry, EngineError::Sink(e))
                     .await);
             }
             match step {
@@ -675,71 +564,180 @@ impl<F: SourceFactory> Ingest<F> {
                         seq,
                         flushed: Some(flushed),
                         sent_beyond,
-                        attempts: retry_attempts,
-                        object_size,
+                        attempts: inv.retry_attempts,
+                        object_size: inv.object_size,
                         rerouted: engine.rerouted(),
                     };
                     self.put_progress(file, seq, &p).await?;
-                    if Instant::now() >= stop_at {
-                        continue;
-                    }
                 }
-                Advance::Stopped => {
-                    let next = seq + 1;
-                    let snap = Snapshot {
-                        v: 1,
-                        file: file.clone(),
-                        seq: next,
-                        layout: engine.proc.layout.clone(),
-                        data_start_row: engine.data_start_row(),
-                        cursor: engine.cursor(),
-                        counts: engine.proc.counts.clone(),
-                        dedupe: engine.proc.dedupe.meta(),
-                        started_at: started_at.clone(),
-                        attempts: invocations,
-                        object_size,
-                    };
-                    let bytes = snap
-                        .encode(&engine.proc.dedupe.bloom().to_bytes())
-                        .map_err(EngineError::from)?;
-                    self.store
-                        .put_bytes(
-                            &file.bucket,
-                            &file.snapshot_key(next),
-                            bytes,
-                            "application/octet-stream",
-                        )
-                        .await?;
-                    self.send_continuation(file, next).await?;
-                    let mut report =
-                        Report::new(file, Status::Running, &engine.proc.counts, &started_at)
-                            .with_layout(&engine.proc.layout);
-                    report.continuations = seq;
-                    report.invocations = invocations;
-                    self.store
-                        .put_json(&file.bucket, &file.report_key(), &report)
-                        .await?;
-                    tracing::info!(key = %file.key, seq, next, rows_read = engine.proc.counts.rows_read, pass = ?engine.cursor().pass, "time is up: handed over to a continuation");
-                    return Ok(FileOutcome::Continued { seq: next });
-                }
-                Advance::Finished => {
-                    let counts = &engine.proc.counts;
-                    let mut report = Report::new(file, Status::Complete, counts, &started_at)
-                        .with_layout(&engine.proc.layout);
-                    report.continuations = seq;
-                    report.invocations = invocations;
-                    self.store
-                        .put_json(&file.bucket, &file.report_key(), &report)
-                        .await?;
-                    tracing::info!(
-                        key = %file.key, run = %file.run, rows_read = counts.rows_read, enqueued = counts.enqueued,
-                        rejected = counts.rejected_total(), continuations = seq, "ingest complete"
-                    );
-                    self.cleanup(file, seq).await;
-                    return Ok(FileOutcome::Finished(Status::Complete));
-                }
+                Advance::Stopped => return self.hand_over(file, seq, &mut inv).await,
+                Advance::Finished => return self.finish(file, seq, &mut inv).await,
             }
         }
+    }
+
+    /// Invocation `seq`'s engine: the first opens the object and reads its header (a file whose
+    /// header is unusable, or that was replaced, ends here); a continuation resumes from its
+    /// snapshot. Either replays what a failed attempt of the same invocation already sent.
+    async fn open_or_resume(&self, file: &FileRef, seq: u32) -> Result<Opening<F::S>, IngestError> {
+        let job = Job::S3 {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+            etag: file.etag.clone(),
+        };
+        let progress = self.load_progress(file, seq).await?;
+        let replay = match &progress {
+            Some(p) => Replay {
+                until: p.flushed,
+                sent: p.sent_beyond.iter().copied().collect::<HashSet<_>>(),
+                rerouted: p.rerouted.iter().copied().collect::<HashSet<_>>(),
+            },
+            None => Replay::default(),
+        };
+        let retry_attempts = progress.as_ref().map_or(0, |p| p.attempts);
+        let source = self.sources.source(file);
+        if seq == 0 {
+            // The duplicate filter's size: from the object as this read opens it (pinned to the
+            // ETag), or, on a retry, the size the first attempt recorded, so both defer the
+            // same rows.
+            let filter = match progress.as_ref().and_then(|p| p.object_size) {
+                Some(n) => FilterSize::Bytes(n),
+                None => FilterSize::Object,
+            };
+            let sink = self.sink(&job);
+            let settings = self.config.settings.clone();
+            return match Engine::start(source, sink, &self.config.mapping, settings, job, filter)
+                .await
+            {
+                Ok(e) => {
+                    let object_size = e.object_size();
+                    Ok(Opening::Run(Box::new(Invocation {
+                        engine: e.with_replay(replay),
+                        started_at: now_rfc3339(),
+                        invocations: retry_attempts + 1,
+                        retry_attempts,
+                        object_size,
+                    })))
+                }
+                Err(StartError::Header(h)) => {
+                    tracing::warn!(key = %file.key, error = %h, "the file's header is unusable: nothing enqueued");
+                    let mut report =
+                        Report::new(file, Status::Rejected, &Default::default(), &now_rfc3339());
+                    report.error = Some(h.to_string());
+                    self.store
+                        .put_json(&file.bucket, &file.report_key(), &report)
+                        .await?;
+                    self.cleanup(file, 0).await;
+                    Ok(Opening::Done(FileOutcome::Finished(Status::Rejected)))
+                }
+                Err(StartError::Source(SourceError::Changed(now))) => {
+                    self.superseded(file, &now, None).await.map(Opening::Done)
+                }
+                Err(StartError::Source(e)) => Err(IngestError::Engine(EngineError::Source(e))),
+            };
+        }
+        let key = file.snapshot_key(seq);
+        let checkpoint = |why: String| IngestError::Checkpoint {
+            key: key.clone(),
+            why,
+        };
+        let bytes = self
+            .store
+            .get_bytes(&file.bucket, &key)
+            .await?
+            .ok_or_else(|| checkpoint("missing".into()))?;
+        let (snap, bloom) = Snapshot::decode(&bytes).map_err(checkpoint)?;
+        let dedupe = Dedupe::restore(&snap.dedupe, bloom)
+            .ok_or_else(|| checkpoint("duplicate filter does not match its description".into()))?;
+        let sink = self.sink(&job);
+        let proc = Processor::new(
+            snap.layout,
+            self.config.settings.clone(),
+            job,
+            snap.counts,
+            dedupe,
+        );
+        Ok(Opening::Run(Box::new(Invocation {
+            engine: Engine::resume(source, sink, proc, snap.cursor, snap.data_start_row, replay),
+            started_at: snap.started_at,
+            invocations: snap.attempts + retry_attempts + 1,
+            retry_attempts,
+            object_size: snap.object_size,
+        })))
+    }
+
+    /// Time is up: the snapshot for invocation `seq + 1`, its continuation message, and a
+    /// running report.
+    async fn hand_over(
+        &self,
+        file: &FileRef,
+        seq: u32,
+        inv: &mut Invocation<F::S>,
+    ) -> Result<FileOutcome, IngestError> {
+        // `&mut`: the engine holds a stream that is `Send` but not `Sync`, and the future must
+        // stay `Send`.
+        let engine = &mut inv.engine;
+        let next = seq + 1;
+        let snap = Snapshot {
+            v: 1,
+            file: file.clone(),
+            seq: next,
+            layout: engine.proc.layout.clone(),
+            data_start_row: engine.data_start_row(),
+            cursor: engine.cursor(),
+            counts: engine.proc.counts.clone(),
+            dedupe: engine.proc.dedupe.meta(),
+            started_at: inv.started_at.clone(),
+            attempts: inv.invocations,
+            object_size: inv.object_size,
+        };
+        let bytes = snap
+            .encode(&engine.proc.dedupe.bloom().to_bytes())
+            .map_err(EngineError::from)?;
+        self.store
+            .put_bytes(
+                &file.bucket,
+                &file.snapshot_key(next),
+                bytes,
+                "application/octet-stream",
+            )
+            .await?;
+        self.send_continuation(file, next).await?;
+        let mut report = Report::new(file, Status::Running, &engine.proc.counts, &inv.started_at)
+            .with_layout(&engine.proc.layout);
+        report.continuations = seq;
+        report.invocations = inv.invocations;
+        self.store
+            .put_json(&file.bucket, &file.report_key(), &report)
+            .await?;
+        tracing::info!(key = %file.key, seq, next, rows_read = engine.proc.counts.rows_read, pass = ?engine.cursor().pass, "time is up: handed over to a continuation");
+        Ok(FileOutcome::Continued { seq: next })
+    }
+
+    /// Every row read and sent: the final report, and the checkpoints go.
+    async fn finish(
+        &self,
+        file: &FileRef,
+        seq: u32,
+        inv: &mut Invocation<F::S>,
+    ) -> Result<FileOutcome, IngestError> {
+        // `&mut`: the engine holds a stream that is `Send` but not `Sync`, and the future must
+        // stay `Send`.
+        let engine = &mut inv.engine;
+        let counts = &engine.proc.counts;
+        let mut report = Report::new(file, Status::Complete, counts, &inv.started_at)
+            .with_layout(&engine.proc.layout);
+        report.continuations = seq;
+        report.invocations = inv.invocations;
+        self.store
+            .put_json(&file.bucket, &file.report_key(), &report)
+            .await?;
+        tracing::info!(
+            key = %file.key, run = %file.run, rows_read = counts.rows_read, enqueued = counts.enqueued,
+            rejected = counts.rejected_total(), continuations = seq, "ingest complete"
+        );
+        self.cleanup(file, seq).await;
+        Ok(FileOutcome::Finished(Status::Complete))
     }
 
     async fn put_progress(
