@@ -20,10 +20,11 @@
 //!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
 //!      the last second. A 429 while our own rate is below the pace means the budget is shared
 //!      (other instances joined): the pace shrinks to what we really got. Each further 429 to a request that was already in flight takes its share off the pace, so
-//!      that it ends at about the share of those requests Graph admitted. After a long
-//!      `Retry-After` (2 s or more: a budget that comes back in chunks, not continuously) the pace
-//!      resumes no lower than what Graph admitted over the whole cycle since the last cut, the
-//!      pause included;
+//!      that it ends at about the share of those requests Graph admitted. The pace then resumes
+//!      no lower than what Graph admitted over the whole cycle, from the last resume to the next
+//!      (the pause now due included), once that cycle is 2 s or more: a budget that comes back in
+//!      chunks (a window: the cycle is then about its length) is spent at the rate it comes
+//!      back, not probed for again from a fraction of it;
 //!    - `x-ms-throttle-limit-percentage` at or above `slow_down_at` and rising (or nearly 1) cuts
 //!      it by up to `PERCENTAGE_CUT` (in proportion to the share of such answers in the epoch),
 //!      before any 429;
@@ -99,8 +100,9 @@ const PERCENTAGE_CUT: f64 = 0.06;
 const NEARLY_SPENT: f64 = 0.99;
 /// Sends the pace lets go early, so timer granularity does not slow it down.
 const PACE_SLACK: Duration = Duration::from_millis(20);
-/// A `Retry-After` from which the pace after the pause is what Graph admitted over the cycle.
-const LONG_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// A cycle (resume to resume) from which the pace after a 429 is at least what Graph admitted
+/// over it.
+const LONG_CYCLE: Duration = Duration::from_secs(2);
 /// Share of that cycle's rate the pace resumes at.
 const GOODPUT_MARGIN: f64 = 0.95;
 /// Additive growth of the pace, in requests per second per second (see [`steer`]).
@@ -134,7 +136,8 @@ struct Pace {
     cut_in_flight: usize,
     /// This epoch follows a 429 cut: a nearly spent budget is expected and cuts nothing more.
     after_429: bool,
-    /// When the last 429 cut was made, and the answers counted until then.
+    /// When the pace resumed after the last 429 cut (the start of a cycle), and the answers
+    /// counted until then.
     cut_at: Instant,
     answers_at_cut: u64,
     /// The pace the 429s of one event cannot go below.
@@ -506,13 +509,14 @@ impl Permit<'_> {
                 let answers = s.answers;
                 let started = s.started;
                 let pause = retry_after.unwrap_or_default();
-                // What Graph admitted over the whole cycle since the last cut, the pause now
-                // due included. After a long Retry-After (a budget that comes back in chunks,
-                // not continuously) the pace resumes at that, not lower.
+                // What Graph admitted over the whole cycle since the pace last resumed, the pause
+                // now due included. Measured resume to resume, a window's cycle counts its
+                // pause once; from LONG_CYCLE on the pace resumes at that, not lower.
                 let goodput = |since: Instant, answered_before: u64| {
-                    let cycle = (now + pause).saturating_duration_since(since).as_secs_f64();
-                    (pause >= LONG_RETRY_AFTER && cycle > 0.0)
-                        .then(|| answers.saturating_sub(answered_before) as f64 / cycle)
+                    let cycle = (now + pause).saturating_duration_since(since);
+                    (cycle >= LONG_CYCLE).then(|| {
+                        answers.saturating_sub(answered_before) as f64 / cycle.as_secs_f64()
+                    })
                 };
                 match s.pace.as_mut() {
                     None => {
@@ -522,7 +526,7 @@ impl Permit<'_> {
                         p.next_at = resume;
                         p.cut_in_flight = in_flight;
                         p.after_429 = true;
-                        p.cut_at = now;
+                        p.cut_at = resume;
                         p.answers_at_cut = answers;
                         p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                         s.pace = Some(p);
@@ -539,7 +543,7 @@ impl Permit<'_> {
                         p.cut_rate = p.rate;
                         p.cut_in_flight = in_flight;
                         p.after_429 = true;
-                        p.cut_at = now;
+                        p.cut_at = resume;
                         p.answers_at_cut = answers;
                         p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                     }
@@ -814,6 +818,42 @@ mod tests {
         l.acquire().await.throttled(None);
         let pace = l.snapshot().pace.expect("pace");
         assert!(pace > 20.0 && pace < 45.0, "{pace}");
+    }
+
+    #[tokio::test]
+    async fn a_budget_that_comes_back_in_chunks_resumes_at_what_the_cycle_admitted() {
+        // A window: every request in flight is refused when it fills, however short the
+        // Retry-After. The pace must not collapse to a fraction of what the cycle admitted.
+        let l = AdaptiveLimiter::new(paced(100));
+        l.acquire().await.throttled(None);
+        l.lock().pace.as_mut().expect("pace").rate = 500.0;
+        let cycle = Instant::now();
+        let mut answered = 0u32;
+        while cycle.elapsed() < Duration::from_millis(2_500) {
+            l.acquire().await.success();
+            answered += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Eight requests in flight when it fills (the concurrency set so they fit).
+        l.lock().limit = 8.0;
+        let in_flight: Vec<_> = {
+            let mut v = Vec::new();
+            for _ in 0..8 {
+                v.push(l.acquire().await);
+            }
+            v
+        };
+        let pause = Duration::from_secs(1);
+        let admitted = f64::from(answered) / (cycle.elapsed() + pause).as_secs_f64();
+        for p in in_flight {
+            p.throttled(Some(pause));
+        }
+        let pace = l.snapshot().pace.expect("pace");
+        assert!(
+            pace >= 0.9 * admitted,
+            "pace {pace:.1}/s after a cycle that admitted {admitted:.1}/s"
+        );
+        assert!(pace <= admitted, "{pace:.1} > {admitted:.1}");
     }
 
     #[tokio::test]
