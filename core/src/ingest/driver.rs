@@ -125,6 +125,18 @@ struct Invocation<S: Source> {
     object_size: Option<u64>,
 }
 
+impl<S: Source> Invocation<S> {
+    /// The file's report as this invocation leaves it.
+    fn report(&self, file: &FileRef, status: Status, seq: u32) -> Report {
+        let proc = &self.engine.proc;
+        let mut report =
+            Report::new(file, status, &proc.counts, &self.started_at).with_layout(&proc.layout);
+        report.continuations = seq;
+        report.invocations = self.invocations;
+        report
+    }
+}
+
 /// What [`Ingest::open_or_resume`] found.
 enum Opening<S: Source> {
     Run(Box<Invocation<S>>),
@@ -703,14 +715,12 @@ impl<F: SourceFactory> Ingest<F> {
             )
             .await?;
         self.send_continuation(file, next).await?;
-        let mut report = Report::new(file, Status::Running, &engine.proc.counts, &inv.started_at)
-            .with_layout(&engine.proc.layout);
-        report.continuations = seq;
-        report.invocations = inv.invocations;
+        let (rows_read, pass) = (engine.proc.counts.rows_read, engine.cursor().pass);
+        let report = inv.report(file, Status::Running, seq);
         self.store
             .put_json(&file.bucket, &file.report_key(), &report)
             .await?;
-        tracing::info!(key = %file.key, seq, next, rows_read = engine.proc.counts.rows_read, pass = ?engine.cursor().pass, "time is up: handed over to a continuation");
+        tracing::info!(key = %file.key, seq, next, rows_read, pass = ?pass, "time is up: handed over to a continuation");
         Ok(FileOutcome::Continued { seq: next })
     }
 
@@ -721,14 +731,8 @@ impl<F: SourceFactory> Ingest<F> {
         seq: u32,
         inv: &mut Invocation<F::S>,
     ) -> Result<FileOutcome, IngestError> {
-        // `&mut`: the engine holds a stream that is `Send` but not `Sync`, and the future must
-        // stay `Send`.
-        let engine = &mut inv.engine;
-        let counts = &engine.proc.counts;
-        let mut report = Report::new(file, Status::Complete, counts, &inv.started_at)
-            .with_layout(&engine.proc.layout);
-        report.continuations = seq;
-        report.invocations = inv.invocations;
+        let report = inv.report(file, Status::Complete, seq);
+        let counts = inv.engine.proc.counts.clone();
         self.store
             .put_json(&file.bucket, &file.report_key(), &report)
             .await?;
