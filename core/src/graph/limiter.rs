@@ -138,8 +138,8 @@ struct Pace {
     after_429: bool,
     /// When the pace resumed after the last 429 cut (the start of a cycle), and the answers
     /// counted until then.
-    cut_at: Instant,
-    answers_at_cut: u64,
+    cycle_start: Instant,
+    answers_at_cycle_start: u64,
     /// The pace the 429s of one event cannot go below.
     shrink_floor: f64,
     /// Graph has sent `x-ms-throttle-limit-percentage`: its absence then means less than 0.8 of
@@ -162,8 +162,8 @@ impl Pace {
             cut_rate: rate,
             cut_in_flight: 1,
             after_429: false,
-            cut_at: now,
-            answers_at_cut: 0,
+            cycle_start: now,
+            answers_at_cycle_start: 0,
             shrink_floor: MIN_PACE,
             seen_header: false,
         }
@@ -526,8 +526,8 @@ impl Permit<'_> {
                         p.next_at = resume;
                         p.cut_in_flight = in_flight;
                         p.after_429 = true;
-                        p.cut_at = resume;
-                        p.answers_at_cut = answers;
+                        p.cycle_start = resume;
+                        p.answers_at_cycle_start = answers;
                         p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                         s.pace = Some(p);
                     }
@@ -535,7 +535,7 @@ impl Permit<'_> {
                     // older than any cut).
                     Some(p) if self.pace_epoch == Some(p.epoch) => {
                         let base = measured.map_or(p.rate, |m| m.min(p.rate));
-                        let floor = goodput(p.cut_at, p.answers_at_cut)
+                        let floor = goodput(p.cycle_start, p.answers_at_cycle_start)
                             .map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
                         p.rate = (base * l.cfg.pace_decrease).max(floor).max(MIN_PACE);
                         p.next_epoch(now);
@@ -543,8 +543,8 @@ impl Permit<'_> {
                         p.cut_rate = p.rate;
                         p.cut_in_flight = in_flight;
                         p.after_429 = true;
-                        p.cut_at = resume;
-                        p.answers_at_cut = answers;
+                        p.cycle_start = resume;
+                        p.answers_at_cycle_start = answers;
                         p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
                     }
                     // Sent before the last cut, and refused too: Graph admitted less of what was
@@ -836,13 +836,10 @@ mod tests {
         }
         // Eight requests in flight when it fills (the concurrency set so they fit).
         l.lock().limit = 8.0;
-        let in_flight: Vec<_> = {
-            let mut v = Vec::new();
-            for _ in 0..8 {
-                v.push(l.acquire().await);
-            }
-            v
-        };
+        let mut in_flight = Vec::new();
+        for _ in 0..8 {
+            in_flight.push(l.acquire().await);
+        }
         let pause = Duration::from_secs(1);
         let admitted = f64::from(answered) / (cycle.elapsed() + pause).as_secs_f64();
         for p in in_flight {
