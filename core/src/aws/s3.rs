@@ -166,21 +166,6 @@ impl ObjectStore {
             })
     }
 
-    pub async fn put_json<T: serde::Serialize>(
-        &self,
-        bucket: &str,
-        key: &str,
-        value: &T,
-    ) -> Result<(), S3Error> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| S3Error::Other {
-            op: "PutObject",
-            bucket: bucket.into(),
-            key: key.into(),
-            message: e.to_string(),
-        })?;
-        self.put_bytes(bucket, key, bytes, "application/json").await
-    }
-
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn get_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, S3Error> {
         let out = match self

@@ -63,20 +63,21 @@ impl FileRef {
         report_key(&self.key)
     }
 
-    fn dir(&self) -> String {
+    /// `checkpoints/KEY/RUN/`: every checkpoint object of this upload.
+    pub fn checkpoint_dir(&self) -> String {
         format!("{CHECKPOINTS_PREFIX}{}/{}/", self.key, self.run)
     }
 
     pub fn claim_key(&self) -> String {
-        format!("{}claim", self.dir())
+        format!("{}claim", self.checkpoint_dir())
     }
 
     pub fn snapshot_key(&self, seq: u32) -> String {
-        format!("{}snapshot-{seq:06}", self.dir())
+        format!("{}snapshot-{seq:06}", self.checkpoint_dir())
     }
 
     pub fn progress_key(&self, seq: u32) -> String {
-        format!("{}progress-{seq:06}", self.dir())
+        format!("{}progress-{seq:06}", self.checkpoint_dir())
     }
 
     /// FIFO message group: one file's continuations run one after the other.

@@ -5,51 +5,12 @@
 //! deadline, so one left by a crashed invocation is taken over; a failed invocation releases its
 //! own claim at once so Lambda's retry finds the file free.
 //!
-//! The logic runs over [`ClaimStore`], a port with the two conditional operations it needs: S3 in
-//! Lambda ([`crate::aws::s3::ObjectStore`]), memory in the tests below.
+//! The logic runs over the [`CheckpointStore`] port (its two conditional operations): S3 in
+//! Lambda, memory in the tests below.
 
 use super::checkpoints::{Claim, FileRef};
-use crate::aws::s3::{ObjectStore, S3Error};
-
-/// Conditional writes on small objects.
-pub trait ClaimStore: Send + Sync {
-    /// Writes `body` only if the object does not exist (`if_match: None`) or still has the given
-    /// ETag; `Ok(false)` when the condition failed.
-    fn put_conditional(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        if_match: Option<&str>,
-    ) -> impl std::future::Future<Output = Result<bool, S3Error>> + Send;
-
-    /// The object and its ETag; `None` when it does not exist.
-    fn get_with_etag(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> impl std::future::Future<Output = Result<Option<(Vec<u8>, String)>, S3Error>> + Send;
-}
-
-impl ClaimStore for ObjectStore {
-    async fn put_conditional(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        if_match: Option<&str>,
-    ) -> Result<bool, S3Error> {
-        ObjectStore::put_conditional(self, bucket, key, body, if_match).await
-    }
-
-    async fn get_with_etag(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<(Vec<u8>, String)>, S3Error> {
-        ObjectStore::get_with_etag(self, bucket, key).await
-    }
-}
+use super::store::CheckpointStore;
+use crate::aws::s3::S3Error;
 
 /// What [`take`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +39,7 @@ pub enum Released {
 /// Takes the claim on `file` for `owner` until `expires_ms` (Unix milliseconds); `now_ms` decides
 /// whether a claim found there has expired.
 pub async fn take(
-    store: &impl ClaimStore,
+    store: &impl CheckpointStore,
     file: &FileRef,
     owner: &str,
     expires_ms: u64,
@@ -116,7 +77,7 @@ pub async fn take(
 /// Gives up `owner`'s claim on `file` (it expires at once), unless another invocation holds it by
 /// now: only the owner releases its claim.
 pub async fn release(
-    store: &impl ClaimStore,
+    store: &impl CheckpointStore,
     file: &FileRef,
     owner: &str,
 ) -> Result<Released, S3Error> {
@@ -150,71 +111,14 @@ fn encode(claim: &Claim) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
+    use crate::ingest::store::memory::MemoryStore;
 
-    /// Objects in memory with S3's conditional-write semantics (ETags change on every write).
-    #[derive(Default)]
-    struct MemoryStore {
-        objects: Mutex<HashMap<String, (Vec<u8>, String)>>,
-        writes: Mutex<u64>,
-        /// Another writer replaces the object between the next read and write.
-        race: Mutex<bool>,
-    }
+    const RACER: &[u8] = br#"{"owner":"racer","expiresMs":99999999999999}"#;
 
-    impl MemoryStore {
-        fn claim(&self, key: &str) -> Option<Claim> {
-            let objects = self.objects.lock().unwrap();
-            objects
-                .get(key)
-                .and_then(|(b, _)| serde_json::from_slice(b).ok())
-        }
-
-        fn put_raw(&self, key: &str, body: &[u8]) {
-            let mut w = self.writes.lock().unwrap();
-            *w += 1;
-            self.objects
-                .lock()
-                .unwrap()
-                .insert(key.to_string(), (body.to_vec(), format!("\"e{w}\"")));
-        }
-    }
-
-    impl ClaimStore for MemoryStore {
-        async fn put_conditional(
-            &self,
-            _bucket: &str,
-            key: &str,
-            body: Vec<u8>,
-            if_match: Option<&str>,
-        ) -> Result<bool, S3Error> {
-            if std::mem::take(&mut *self.race.lock().unwrap()) {
-                self.put_raw(key, br#"{"owner":"racer","expiresMs":99999999999999}"#);
-            }
-            let current = self
-                .objects
-                .lock()
-                .unwrap()
-                .get(key)
-                .map(|(_, e)| e.clone());
-            let ok = match (if_match, current) {
-                (None, None) => true,
-                (Some(want), Some(have)) => want == have,
-                _ => false,
-            };
-            if ok {
-                self.put_raw(key, &body);
-            }
-            Ok(ok)
-        }
-
-        async fn get_with_etag(
-            &self,
-            _bucket: &str,
-            key: &str,
-        ) -> Result<Option<(Vec<u8>, String)>, S3Error> {
-            Ok(self.objects.lock().unwrap().get(key).cloned())
-        }
+    fn claim(store: &MemoryStore, key: &str) -> Option<Claim> {
+        store
+            .get_raw(key)
+            .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
     fn file() -> FileRef {
@@ -233,7 +137,7 @@ mod tests {
             take(&store, &f, "b", 2_500, 1_500).await.unwrap(),
             Taken::Held
         );
-        let c = store.claim(&f.claim_key()).unwrap();
+        let c = claim(&store, &f.claim_key()).unwrap();
         assert_eq!((c.owner.as_str(), c.expires_ms), ("a", 2_000));
     }
 
@@ -251,13 +155,13 @@ mod tests {
             take(&store, &f, "b", 9_000, 2_001).await.unwrap(),
             Taken::TakenOver
         );
-        assert_eq!(store.claim(&f.claim_key()).unwrap().owner, "b");
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().owner, "b");
         store.put_raw(&f.claim_key(), b"not json");
         assert_eq!(
             take(&store, &f, "c", 9_000, 3_000).await.unwrap(),
             Taken::TakenOver
         );
-        assert_eq!(store.claim(&f.claim_key()).unwrap().owner, "c");
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().owner, "c");
     }
 
     #[tokio::test]
@@ -266,12 +170,12 @@ mod tests {
         let f = file();
         take(&store, &f, "a", 2_000, 1_000).await.unwrap();
         // Between our read of the expired claim and our write, another invocation takes it.
-        *store.race.lock().unwrap() = true;
+        store.race_next_write(RACER);
         assert_eq!(
             take(&store, &f, "b", 9_000, 5_000).await.unwrap(),
             Taken::Held
         );
-        assert_eq!(store.claim(&f.claim_key()).unwrap().owner, "racer");
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().owner, "racer");
     }
 
     #[tokio::test]
@@ -281,9 +185,9 @@ mod tests {
         assert_eq!(release(&store, &f, "a").await.unwrap(), Released::Absent);
         take(&store, &f, "a", 2_000, 1_000).await.unwrap();
         assert_eq!(release(&store, &f, "b").await.unwrap(), Released::NotMine);
-        assert_eq!(store.claim(&f.claim_key()).unwrap().expires_ms, 2_000);
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().expires_ms, 2_000);
         assert_eq!(release(&store, &f, "a").await.unwrap(), Released::Released);
-        assert_eq!(store.claim(&f.claim_key()).unwrap().expires_ms, 0);
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().expires_ms, 0);
         // The retry, long before the old deadline, finds the file free.
         assert_eq!(
             take(&store, &f, "r", 9_000, 1_001).await.unwrap(),
@@ -296,8 +200,8 @@ mod tests {
         let store = MemoryStore::default();
         let f = file();
         take(&store, &f, "a", 2_000, 1_000).await.unwrap();
-        *store.race.lock().unwrap() = true;
+        store.race_next_write(RACER);
         assert_eq!(release(&store, &f, "a").await.unwrap(), Released::Changed);
-        assert_eq!(store.claim(&f.claim_key()).unwrap().owner, "racer");
+        assert_eq!(claim(&store, &f.claim_key()).unwrap().owner, "racer");
     }
 }

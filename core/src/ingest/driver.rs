@@ -8,19 +8,17 @@ use super::checkpoints::{
 };
 use super::claim::{self, Released, Taken};
 use super::engine::{
-    Advance, Engine, EngineError, FilterSize, Opened, Processor, Replay, Source, SourceError,
-    StartError,
+    Advance, Engine, EngineError, FilterSize, Opened, Processor, Source, SourceError, StartError,
 };
+use super::resume::{self, CheckpointError};
 use super::sqs_sink::SqsSink;
 use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
 use crate::config::IngestConfig;
-use crate::dedupe::Dedupe;
 use crate::lambda::{decode_event_key, unix_ms as now_ms};
 use crate::message::Job;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -32,8 +30,8 @@ pub enum IngestError {
     Engine(#[from] EngineError),
     #[error("sending the continuation message failed: {0}")]
     Control(String),
-    #[error("checkpoint {key} is unusable: {why}")]
-    Checkpoint { key: String, why: String },
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
     #[error("unusable event: {0}")]
     Malformed(String),
     #[error("the S3 event record has no {0}")]
@@ -332,14 +330,10 @@ impl<F: SourceFactory> Ingest<F> {
         let msg: Continuation = serde_json::from_str(body)
             .map_err(|e| IngestError::Malformed(format!("continuation message: {e}")))?;
         let file = msg.file;
-        if self.finished(&file).await? {
+        if resume::finished(&self.store, &file).await {
             return Ok(FileOutcome::AlreadyHandled);
         }
-        if self
-            .store
-            .exists(&file.bucket, &file.snapshot_key(msg.seq + 1))
-            .await?
-        {
+        if resume::handed_over(&self.store, &file, msg.seq + 1).await? {
             self.ensure_handed_over(&file, msg.seq + 1).await?;
             return Ok(FileOutcome::AlreadyHandled);
         }
@@ -355,19 +349,8 @@ impl<F: SourceFactory> Ingest<F> {
             "not read: only files whose name ends in .csv (any case) are ingested; rename the file and upload it again"
                 .into(),
         );
-        self.store
-            .put_json(&file.bucket, &file.report_key(), &report)
-            .await?;
+        resume::put_report(&self.store, &file.bucket, &file.report_key(), &report).await?;
         Ok(FileOutcome::Finished(Status::Skipped))
-    }
-
-    async fn finished(&self, file: &FileRef) -> Result<bool, IngestError> {
-        let report: Option<Report> = self
-            .store
-            .get_json(&file.bucket, &file.report_key())
-            .await
-            .unwrap_or(None);
-        Ok(report.is_some_and(|r| r.run == file.run && r.status != Status::Running))
     }
 
     async fn start_file(
@@ -375,7 +358,7 @@ impl<F: SourceFactory> Ingest<F> {
         file: &FileRef,
         deadline: Instant,
     ) -> Result<FileOutcome, IngestError> {
-        if self.finished(file).await? {
+        if resume::finished(&self.store, file).await {
             tracing::info!(key = %file.key, run = %file.run, "already ingested: duplicate event ignored");
             return Ok(FileOutcome::AlreadyHandled);
         }
@@ -445,11 +428,7 @@ impl<F: SourceFactory> Ingest<F> {
         file: &FileRef,
         deadline: Instant,
     ) -> Result<FileOutcome, IngestError> {
-        if self
-            .store
-            .exists(&file.bucket, &file.snapshot_key(1))
-            .await?
-        {
+        if resume::handed_over(&self.store, file, 1).await? {
             self.ensure_handed_over(file, 1).await?;
             return Ok(FileOutcome::AlreadyHandled);
         }
@@ -459,15 +438,7 @@ impl<F: SourceFactory> Ingest<F> {
     /// Invocation `seq` has a snapshot: make sure its continuation message exists, unless someone
     /// already ran it.
     async fn ensure_handed_over(&self, file: &FileRef, seq: u32) -> Result<(), IngestError> {
-        let started = self
-            .store
-            .exists(&file.bucket, &file.progress_key(seq))
-            .await?
-            || self
-                .store
-                .exists(&file.bucket, &file.snapshot_key(seq + 1))
-                .await?;
-        if !started {
+        if resume::continuation_due(&self.store, file, seq).await? {
             self.send_continuation(file, seq).await?;
         }
         Ok(())
@@ -498,23 +469,6 @@ impl<F: SourceFactory> Ingest<F> {
             job.clone(),
             self.config.max_in_flight,
         )
-    }
-
-    async fn load_progress(
-        &self,
-        file: &FileRef,
-        seq: u32,
-    ) -> Result<Option<Progress>, IngestError> {
-        let key = file.progress_key(seq);
-        match self.store.get_bytes(&file.bucket, &key).await? {
-            None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| IngestError::Checkpoint {
-                    key,
-                    why: e.to_string(),
-                }),
-        }
     }
 
     /// Runs invocation `seq` of a file until it finishes or has to hand over: open or resume
@@ -580,7 +534,7 @@ impl<F: SourceFactory> Ingest<F> {
                         object_size: inv.object_size,
                         rerouted: engine.rerouted(),
                     };
-                    self.put_progress(file, seq, &p).await?;
+                    resume::put_progress(&self.store, file, &p).await?;
                 }
                 Advance::Stopped => return self.hand_over(file, seq, &mut inv).await,
                 Advance::Finished => return self.finish(file, seq, &mut inv).await,
@@ -597,15 +551,8 @@ impl<F: SourceFactory> Ingest<F> {
             key: file.key.clone(),
             etag: file.etag.clone(),
         };
-        let progress = self.load_progress(file, seq).await?;
-        let replay = match &progress {
-            Some(p) => Replay {
-                until: p.flushed,
-                sent: p.sent_beyond.iter().copied().collect::<HashSet<_>>(),
-                rerouted: p.rerouted.iter().copied().collect::<HashSet<_>>(),
-            },
-            None => Replay::default(),
-        };
+        let progress = resume::load_progress(&self.store, file, seq).await?;
+        let replay = resume::replay_of(progress.as_ref());
         let retry_attempts = progress.as_ref().map_or(0, |p| p.attempts);
         let source = self.sources.source(file);
         if seq == 0 {
@@ -636,10 +583,9 @@ impl<F: SourceFactory> Ingest<F> {
                     let mut report =
                         Report::new(file, Status::Rejected, &Default::default(), &now_rfc3339());
                     report.error = Some(h.to_string());
-                    self.store
-                        .put_json(&file.bucket, &file.report_key(), &report)
+                    resume::put_report(&self.store, &file.bucket, &file.report_key(), &report)
                         .await?;
-                    self.cleanup(file, 0).await;
+                    resume::cleanup(&self.store, file, 0).await;
                     Ok(Opening::Done(FileOutcome::Finished(Status::Rejected)))
                 }
                 Err(StartError::Source(SourceError::Changed(now))) => {
@@ -648,19 +594,7 @@ impl<F: SourceFactory> Ingest<F> {
                 Err(StartError::Source(e)) => Err(IngestError::Engine(EngineError::Source(e))),
             };
         }
-        let key = file.snapshot_key(seq);
-        let checkpoint = |why: String| IngestError::Checkpoint {
-            key: key.clone(),
-            why,
-        };
-        let bytes = self
-            .store
-            .get_bytes(&file.bucket, &key)
-            .await?
-            .ok_or_else(|| checkpoint("missing".into()))?;
-        let (snap, bloom) = Snapshot::decode(&bytes).map_err(checkpoint)?;
-        let dedupe = Dedupe::restore(&snap.dedupe, bloom)
-            .ok_or_else(|| checkpoint("duplicate filter does not match its description".into()))?;
+        let (snap, dedupe) = resume::load_snapshot(&self.store, file, seq).await?;
         let sink = self.sink(&job);
         let proc = Processor::new(
             snap.layout,
@@ -703,23 +637,17 @@ impl<F: SourceFactory> Ingest<F> {
             attempts: inv.invocations,
             object_size: inv.object_size,
         };
-        let bytes = snap
-            .encode(&engine.proc.dedupe.bloom().to_bytes())
-            .map_err(EngineError::from)?;
-        self.store
-            .put_bytes(
-                &file.bucket,
-                &file.snapshot_key(next),
-                bytes,
-                "application/octet-stream",
-            )
-            .await?;
+        resume::put_snapshot(
+            &self.store,
+            file,
+            &snap,
+            &engine.proc.dedupe.bloom().to_bytes(),
+        )
+        .await?;
         self.send_continuation(file, next).await?;
         let (rows_read, pass) = (engine.proc.counts.rows_read, engine.cursor().pass);
         let report = inv.report(file, Status::Running, seq);
-        self.store
-            .put_json(&file.bucket, &file.report_key(), &report)
-            .await?;
+        resume::put_report(&self.store, &file.bucket, &file.report_key(), &report).await?;
         tracing::info!(key = %file.key, seq, next, rows_read, pass = ?pass, "time is up: handed over to a continuation");
         Ok(FileOutcome::Continued { seq: next })
     }
@@ -733,33 +661,13 @@ impl<F: SourceFactory> Ingest<F> {
     ) -> Result<FileOutcome, IngestError> {
         let report = inv.report(file, Status::Complete, seq);
         let counts = inv.engine.proc.counts.clone();
-        self.store
-            .put_json(&file.bucket, &file.report_key(), &report)
-            .await?;
+        resume::put_report(&self.store, &file.bucket, &file.report_key(), &report).await?;
         tracing::info!(
             key = %file.key, run = %file.run, rows_read = counts.rows_read, enqueued = counts.enqueued,
             rejected = counts.rejected_total(), continuations = seq, "ingest complete"
         );
-        self.cleanup(file, seq).await;
+        resume::cleanup(&self.store, file, seq).await;
         Ok(FileOutcome::Finished(Status::Complete))
-    }
-
-    async fn put_progress(
-        &self,
-        file: &FileRef,
-        seq: u32,
-        p: &Progress,
-    ) -> Result<(), IngestError> {
-        let bytes = serde_json::to_vec(p).map_err(EngineError::from)?;
-        self.store
-            .put_bytes(
-                &file.bucket,
-                &file.progress_key(seq),
-                bytes,
-                "application/json",
-            )
-            .await?;
-        Ok(())
     }
 
     /// A failed invocation: record exactly what is sent, so the retry neither loses nor repeats a row.
@@ -782,7 +690,7 @@ impl<F: SourceFactory> Ingest<F> {
                 object_size,
                 rerouted: engine.rerouted(),
             };
-            if let Err(e) = self.put_progress(file, seq, &p).await {
+            if let Err(e) = resume::put_progress(&self.store, file, &p).await {
                 tracing::error!(error = %e, "could not record progress after a failure");
             }
         }
@@ -803,42 +711,11 @@ impl<F: SourceFactory> Ingest<F> {
             now_etag.trim_matches('"'),
             counts.rows_read
         ));
-        let current: Option<Report> = self
-            .store
-            .get_json(&file.bucket, &file.report_key())
-            .await
-            .unwrap_or(None);
-        let key = match current {
-            Some(r) if r.run != file.run => format!(
-                "{REPORTS_PREFIX}{}.ingest.superseded-{}.json",
-                file.key, file.run
-            ),
-            _ => file.report_key(),
-        };
+        let current = resume::current_report(&self.store, file).await;
+        let key = resume::superseded_report_key(current.as_ref(), file);
         tracing::warn!(key = %file.key, run = %file.run, "object replaced during ingest: stopped");
-        self.store.put_json(&file.bucket, &key, &report).await?;
-        self.cleanup(file, u32::MAX).await;
+        resume::put_report(&self.store, &file.bucket, &key, &report).await?;
+        resume::cleanup(&self.store, file, u32::MAX).await;
         Ok(FileOutcome::Finished(Status::Superseded))
-    }
-
-    /// Deletes the file's checkpoint objects (best effort: they are small and under their own prefix).
-    async fn cleanup(&self, file: &FileRef, last_seq: u32) {
-        let prefix = format!("{CHECKPOINTS_PREFIX}{}/{}/", file.key, file.run);
-        let keys = match self.store.list_keys(&file.bucket, &prefix).await {
-            Ok(keys) => keys,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing checkpoints to delete failed; deleting the known ones");
-                let mut keys: Vec<String> = (0..=last_seq.min(10_000))
-                    .flat_map(|s| [file.snapshot_key(s), file.progress_key(s)])
-                    .collect();
-                keys.push(file.claim_key());
-                keys
-            }
-        };
-        for k in keys {
-            if let Err(e) = self.store.delete(&file.bucket, &k).await {
-                tracing::warn!(error = %e, "deleting a checkpoint failed");
-            }
-        }
     }
 }

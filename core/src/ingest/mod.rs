@@ -4,14 +4,18 @@
 //! - [`engine`]: the core (no AWS): row decisions, the two passes, cursors, sinks.
 //! - [`sqs_sink`]: the sink on SQS with an exact account of what is sent.
 //! - [`checkpoints`]: checkpoints, continuation messages, claims and the report.
-//! - [`claim`]: which invocation reads a file, over a port of conditional writes.
+//! - [`store`]: the checkpoint store, a port (S3 in Lambda, memory in tests).
+//! - [`claim`]: which invocation reads a file, over that port.
+//! - [`resume`]: what an invocation reads from and decides by the checkpoints, over that port.
 //! - [`driver`]: the Lambda-facing orchestration of S3 events and continuations.
 
 pub mod checkpoints;
 pub mod claim;
 pub mod driver;
 pub mod engine;
+pub mod resume;
 pub mod sqs_sink;
+pub mod store;
 
 /// The function's settings live with all configuration ([`crate::config`]).
 pub use crate::config::IngestConfig;

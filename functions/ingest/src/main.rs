@@ -1,6 +1,10 @@
 //! The ingest Lambda function: S3 `ObjectCreated` events and continuation messages in, requests on
 //! the work queue and rejects on the DLQ out. All the work is in `mfa_preload_core::ingest`.
 
+// The ingest's future nests the driver, the checkpoint port and the AWS SDK's own futures deeper
+// than the compiler's default query depth when it lays out `main`.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use mfa_preload_core::aws::clients::{load_sdk_config, s3_client};
 use mfa_preload_core::aws::s3::ObjectStore;
