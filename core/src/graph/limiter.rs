@@ -14,8 +14,9 @@
 //!    event: answers to requests sent before the last cut neither cut nor grow it. The limit only
 //!    grows on answers to requests sent while at least half of it was in use (RFC 7661's test of
 //!    a validated congestion window): a limit the engine is not using says nothing.
-//! 2. **A pace** (requests per second), learned at Graph's first signal: a 429, or an answer whose
-//!    `x-ms-throttle-limit-percentage` reaches `slow_down_at`. From then on requests are sent no
+//! 2. **A pace** (requests per second), learned at Graph's first signal: a 429, or the first
+//!    answer carrying `x-ms-throttle-limit-percentage` (Graph sends it from 0.8 of a limit on),
+//!    which starts the pace at under half the rate answered. From then on requests are sent no
 //!    faster than the pace. The signals move it once per round trip (an *epoch*):
 //!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
 //!      the last second. A 429 while our own rate is below the pace means the budget is shared
@@ -109,6 +110,8 @@ const GOODPUT_MARGIN: f64 = 0.95;
 const PROBE_STEP: f64 = 40.0;
 /// The slowest pace, in requests per second.
 const MIN_PACE: f64 = 1.0;
+/// Graph adds `x-ms-throttle-limit-percentage` from this share of a limit on.
+const HEADER_FROM: f64 = 0.8;
 /// The 429s of one congestion event take the pace down to this share of its cut at most.
 const MAX_SHRINK: f64 = 0.25;
 
@@ -573,13 +576,15 @@ fn steer(
     let share = limit_percentage.filter(|p| p.is_finite() && *p >= 0.0);
     let marked = share.is_some_and(|p| p >= cfg.slow_down_at);
     if s.pace.is_none() {
-        let Some(share) = share.filter(|_| marked) else {
+        let Some(share) = share.filter(|p| *p >= HEADER_FROM) else {
             return;
         };
-        // The first warning: start pacing below the rate Graph answered, the more so the
-        // closer the limit (half of it at 0.9, a quarter at 0.95).
+        // The first warning, whatever its value: a fifth of the budget is left, and requests
+        // already in flight will take much of it (a fleet starting at once sends its whole
+        // concurrency every round trip). Start pacing well below the rate Graph answered, the
+        // more so the closer the limit: under half of it at 0.81, a quarter from 0.9 on.
         let rate = s.measured(now).unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
-        let factor = ((1.0 - share) / (1.0 - 0.8)).clamp(0.25, 1.0 - PERCENTAGE_CUT);
+        let factor = (0.5 * (1.0 - share) / (1.0 - HEADER_FROM)).clamp(0.25, 0.5);
         let mut p = Pace::new(rate * factor, now);
         p.highest = Some(share);
         p.seen_header = true;
@@ -856,14 +861,21 @@ mod tests {
     #[tokio::test]
     async fn the_limit_percentage_slows_down_before_any_429() {
         let l = AdaptiveLimiter::new(paced(100));
-        // Below `slow_down_at` (0.9) the header starts nothing.
-        send(&l, 50, Some(0.85)).await;
-        assert_eq!(l.snapshot().pace, None);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Without the header nothing starts.
         send(&l, 50, None).await;
-        // At 0.95 it starts a pace; while it keeps rising, the pace keeps falling.
-        l.acquire().await.answered(Some(0.95));
+        assert_eq!(l.snapshot().pace, None);
+        // The first header, even below `slow_down_at`, starts a pace well under the rate
+        // answered (a fifth of the budget is left, and much of it is in flight).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&l, 50, None).await;
+        let answered = l.lock().measured(Instant::now()).expect("answers");
+        l.acquire().await.answered(Some(0.85));
         let first = l.snapshot().pace.expect("a pace from the header");
+        assert!(
+            first <= 0.5 * answered && first >= 0.25 * answered,
+            "pace {first:.0}/s after answers at {answered:.0}/s"
+        );
+        // While the header keeps rising above `slow_down_at`, the pace keeps falling.
         let mut p = 0.95;
         for _ in 0..5 {
             p += 0.005;
