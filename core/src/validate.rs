@@ -141,11 +141,13 @@ pub fn asks_sms_sign_in(raw: &RawRow, layout: &Layout) -> bool {
 
 /// Validates and normalises one row.
 pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<ValidRow, RowError> {
+    // A detail may quote the cell (a number in the user column, a list exported flat): numbers
+    // in it are masked, as everywhere a detail goes (the DLQ's `detail`, logs, rejects files).
     let err = |i: usize, reason: Reason, detail: String| RowError {
         row: raw.row,
         column: layout.headers.get(i).cloned(),
         reason,
-        detail,
+        detail: crate::mask::mask_numbers_in_text(&detail),
     };
     let mut user = None;
     let mut methods = Methods::default();

@@ -742,6 +742,24 @@ async fn bad_rows_name_the_row_the_column_and_the_reason() {
 }
 
 #[tokio::test]
+async fn a_number_quoted_in_a_reject_is_masked() {
+    // Columns swapped by hand: the numbers land in the user column, and the details that quote
+    // the cell carry them masked (they go to the DLQ's `detail` attribute, logs and rejects).
+    let csv = "UPN,Mobile\n0031612345678,a@contoso.com\n0612345678,b@contoso.com\n";
+    let rows = validate_file(csv.as_bytes(), &ColumnMapping::default(), &settings(None)).await;
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        let e = r.expect_err("a number is not a user");
+        assert_eq!(
+            (e.reason, e.column.as_deref()),
+            (Reason::InvalidUser, Some("UPN"))
+        );
+        assert!(!e.detail.contains("612345678"), "unmasked: {}", e.detail);
+        assert!(e.detail.contains('*'), "{}", e.detail);
+    }
+}
+
+#[tokio::test]
 async fn a_huge_line_is_skipped_and_reading_goes_on() {
     let mut csv = b"UPN,Mobile\nlong@contoso.com,".to_vec();
     csv.extend(std::iter::repeat_n(b'9', 3 << 20));
