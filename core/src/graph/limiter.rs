@@ -20,8 +20,9 @@
 //!    faster than the pace. The signals move it once per round trip (an *epoch*):
 //!    - a 429 cuts it to `pace_decrease` x the lower of the pace and the rate actually answered in
 //!      the last second. A 429 while our own rate is below the pace means the budget is shared
-//!      (other instances joined): the pace shrinks to what we really got. Each further 429 to a request that was already in flight takes its share off the pace, so
-//!      that it ends at about the share of those requests Graph admitted. The pace then resumes
+//!      (other instances joined): the pace shrinks to what we really got. Each further 429 to a
+//!      request that was already in flight takes its share off the pace, so that it ends at
+//!      about the share of those requests Graph admitted. The pace then resumes
 //!      no lower than what Graph admitted over the whole cycle, from the last resume to the next
 //!      (the pause now due included), once that cycle is 2 s or more: a budget that comes back in
 //!      chunks (a window: the cycle is then about its length) is spent at the rate it comes
@@ -145,9 +146,6 @@ struct Pace {
     answers_at_cycle_start: u64,
     /// The pace the 429s of one event cannot go below.
     shrink_floor: f64,
-    /// Graph has sent `x-ms-throttle-limit-percentage`: its absence then means less than 0.8 of
-    /// the limit is in use.
-    seen_header: bool,
 }
 
 impl Pace {
@@ -168,8 +166,20 @@ impl Pace {
             cycle_start: now,
             answers_at_cycle_start: 0,
             shrink_floor: MIN_PACE,
-            seen_header: false,
         }
+    }
+
+    /// The rate was just set by a 429: the pace resumes at `resume`, a new cycle starts there
+    /// (`answers` counted so far), and the requests now in flight may take it down to `floor`
+    /// (or a share of the new rate) at most.
+    fn cut_by_429(&mut self, floor: f64, resume: Instant, in_flight: usize, answers: u64) {
+        self.next_at = resume;
+        self.cut_rate = self.rate;
+        self.cut_in_flight = in_flight;
+        self.after_429 = true;
+        self.cycle_start = resume;
+        self.answers_at_cycle_start = answers;
+        self.shrink_floor = floor.max(self.rate * MAX_SHRINK);
     }
 
     fn next_epoch(&mut self, now: Instant) {
@@ -526,12 +536,7 @@ impl Permit<'_> {
                         let rate = measured.unwrap_or(1.0 / MIN_EPOCH.as_secs_f64());
                         let floor = goodput(started, 0).map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
                         let mut p = Pace::new((rate * l.cfg.pace_decrease).max(floor), now);
-                        p.next_at = resume;
-                        p.cut_in_flight = in_flight;
-                        p.after_429 = true;
-                        p.cycle_start = resume;
-                        p.answers_at_cycle_start = answers;
-                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
+                        p.cut_by_429(floor, resume, in_flight, answers);
                         s.pace = Some(p);
                     }
                     // Sent in the current epoch (a request sent before there was a pace is
@@ -542,13 +547,7 @@ impl Permit<'_> {
                             .map_or(MIN_PACE, |g| g * GOODPUT_MARGIN);
                         p.rate = (base * l.cfg.pace_decrease).max(floor).max(MIN_PACE);
                         p.next_epoch(now);
-                        p.next_at = resume;
-                        p.cut_rate = p.rate;
-                        p.cut_in_flight = in_flight;
-                        p.after_429 = true;
-                        p.cycle_start = resume;
-                        p.answers_at_cycle_start = answers;
-                        p.shrink_floor = floor.max(p.rate * MAX_SHRINK);
+                        p.cut_by_429(floor, resume, in_flight, answers);
                     }
                     // Sent before the last cut, and refused too: Graph admitted less of what was
                     // in flight than the cut assumed.
@@ -587,7 +586,6 @@ fn steer(
         let factor = (0.5 * (1.0 - share) / (1.0 - HEADER_FROM)).clamp(0.25, 0.5);
         let mut p = Pace::new(rate * factor, now);
         p.highest = Some(share);
-        p.seen_header = true;
         s.pace = Some(p);
         return;
     }
@@ -599,7 +597,6 @@ fn steer(
     p.marked += u32::from(marked);
     if let Some(v) = share {
         p.highest = Some(p.highest.map_or(v, |h| h.max(v)));
-        p.seen_header = true;
     }
     // An epoch ends with the first answer to a request sent after it began: a round trip.
     if sent < p.epoch_started || now.saturating_duration_since(p.epoch_started) < MIN_EPOCH {
@@ -622,8 +619,7 @@ fn steer(
     } else if p.marked == 0 && p.limited {
         // Additive and multiplicative: instances that share a budget draw level with each
         // other, and a pace far below the budget comes back within seconds.
-        let boost = 1.0;
-        p.rate += (cfg.probe_growth * p.rate + PROBE_STEP) * boost * dt;
+        p.rate += (cfg.probe_growth * p.rate + PROBE_STEP) * dt;
     }
     p.next_epoch(now);
 }
