@@ -7,7 +7,9 @@
 # WORKER_BASELINE (users timed the sequential way; WORKER_USERS by default, i.e. measured, not
 # extrapolated), WORKER_LONG_USERS (40000; two longer engine runs, within and past Graph's write cap, 0
 # to skip), SHARED_USERS (30000; users of the several-instances runs, 0 to skip), SHARED_INSTANCES
-# (1,4,16), BENCH_DIR (scratch directory for the generated CSV files; 10M rows take about 0.7 GB).
+# (1,4,16), LEDGER_USERS (5000; users per pass of the job-ledger comparison, 0 to skip; it needs the
+# moto server from the virtualenv scripts/test.sh installs), BENCH_DIR (scratch directory for the
+# generated CSV files; 10M rows take about 0.7 GB).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -18,6 +20,8 @@ baseline="${WORKER_BASELINE:-$users}"
 long_users="${WORKER_LONG_USERS:-40000}"
 shared_users="${SHARED_USERS:-30000}"
 shared_instances="${SHARED_INSTANCES:-1,4,16}"
+ledger_users="${LEDGER_USERS:-5000}"
+venv=${MFA_PRELOAD_VENV:-"${MFA_PRELOAD_CACHE:-$HOME/.cache/mfa-preload}/venv"}
 scratch="${BENCH_DIR:-$(mktemp -d)}"
 out="$root/BENCHMARKS.md"
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -46,6 +50,21 @@ if [ "$shared_users" != "0" ]; then
     "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 | tee "$scratch/worker-shared.txt"
     echo "==> the same without x-ms-throttle-limit-percentage"
     "$target/release/worker-bench" --instances "$shared_instances" --models token-bucket,sliding-window --users "$shared_users" --new-share 0.05 --no-limit-percentage | tee "$scratch/worker-shared-nohdr.txt"
+fi
+
+if [ "$ledger_users" != "0" ]; then
+    echo "==> the worker with and without the job ledger (DynamoDB on the moto server): $ledger_users users per pass"
+    port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$venv/bin/python" tests/moto/server.py -H 127.0.0.1 -p "$port" > "$scratch/moto.log" 2>&1 &
+    moto_pid=$!
+    for _ in $(seq 1 50); do
+        "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+        sleep 0.2
+    done
+    AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+        AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+        "$target/release/worker-bench" --ledger-compare --users "$ledger_users" --new-share 0.05 | grep -v "^{" | tee "$scratch/worker-ledger.txt"
+    kill "$moto_pid" 2>/dev/null || true
 fi
 
 {
@@ -147,6 +166,26 @@ target/release/worker-bench --instances $shared_instances --models token-bucket,
 
 EOF
         sed -n '/^| model/,$p' "$scratch/worker-shared-nohdr.txt"
+    fi
+    if [ -f "$scratch/worker-ledger.txt" ]; then
+        cat <<EOF
+
+## The job ledger's cost
+
+The worker as Lambda runs it (10 execution environments, batches of 10 messages, one shared
+Graph client against the simulator with Graph's large-tenant budget and 50 ms latency), once
+without the job ledger and once recording every batch's outcomes in DynamoDB through the real
+adapter (the moto server), alternating, twice each, in one run. Write units are counted from
+the transactions sent (2 per item of up to 1 KB).
+
+\`\`\`
+target/release/worker-bench --ledger-compare --users $ledger_users --new-share 0.05
+\`\`\`
+
+\`\`\`
+EOF
+        cat "$scratch/worker-ledger.txt"
+        echo '```'
     fi
     if [ -f "$root/scripts/bench-notes.md" ]; then
         echo

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine (needs only cargo, python3, pip, apt-get):
-#   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv, and shellcheck
-#      and jq (the admin scripts' tests),
+#   1. installs the Python tools (moto server, cfn-lint, checkov) into a virtualenv, shellcheck
+#      and jq (the admin scripts' tests), and chromium (the HTML report's test),
 #   2. checks formatting and clippy,
-#   3. starts the moto server (S3, SQS, Secrets Manager) on 127.0.0.1 on a free port,
+#   3. starts the moto server (S3, SQS, Secrets Manager, DynamoDB, SNS) on 127.0.0.1 on a free port,
 #   4. runs all Rust tests (unit, integration against moto and the Graph simulator), then the end
 #      to end pipeline test, which prints the counts of its scenarios,
 #   5. lints and scans template.yaml, shellchecks the scripts and tests the admin scripts,
@@ -27,22 +27,39 @@ if ! cmp -s tests/requirements.txt "$venv/.requirements.installed" 2>/dev/null; 
   cp tests/requirements.txt "$venv/.requirements.installed"
 fi
 
+# apt_install PACKAGE...: through apt-get, with sudo when not root.
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: $*, and apt-get is not available" >&2
+    exit 1
+  fi
+  local sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  # shellcheck disable=SC2086 # $sudo_cmd is empty or one word
+  $sudo_cmd apt-get update -qq &&
+    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 step "shellcheck and jq"
 missing=""
 for tool in shellcheck jq; do
   command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    # shellcheck disable=SC2086 # $missing is a list of package names
-    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq $missing >/dev/null
-  else
-    echo "missing:$missing, and apt-get is not available" >&2
-    exit 1
-  fi
+  # shellcheck disable=SC2086 # $missing is a list of package names
+  apt_install $missing
 fi
+
+step "chromium (headless, for the HTML report's test)"
+# CHROMIUM names the binary; else chromium or chromium-browser on PATH; else Debian's chromium.
+if [ -n "${CHROMIUM:-}" ]; then
+  chromium_bin=$(command -v "$CHROMIUM") || { echo "CHROMIUM=$CHROMIUM is not an executable" >&2; exit 1; }
+elif ! chromium_bin=$(command -v chromium || command -v chromium-browser); then
+  apt_install chromium
+  chromium_bin=$(command -v chromium) || { echo "chromium is installed but not on PATH" >&2; exit 1; }
+fi
+export CHROMIUM=$chromium_bin
+"$CHROMIUM" --version 2>/dev/null || true
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -76,6 +76,46 @@ pub enum Command {
         #[arg(long = "map", value_name = "THEIRS=OURS")]
         map: Vec<String>,
     },
+    /// Follow a job in the AWS deployment: progress, rate and ETA, counts by outcome and reason,
+    /// from the job ledger (DynamoDB). Needs the stack's LedgerReaderPolicy (plus
+    /// LedgerReconcilePolicy for --reconcile).
+    Status {
+        /// The uploaded file: s3://BUCKET/incoming/FILE.csv
+        #[arg(
+            value_name = "S3_URL",
+            required_unless_present = "job",
+            conflicts_with = "job"
+        )]
+        file: Option<String>,
+        /// Another producer's job: PRODUCER/ID as in its messages.
+        #[arg(long, value_name = "PRODUCER/ID")]
+        job: Option<String>,
+        /// Which upload of the file (default: the one its ingest report names).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// The ledger table (the stack's JobLedgerTableName output).
+        #[arg(long, env = "LEDGER_TABLE", value_name = "TABLE")]
+        table: String,
+        /// Download the results so far (one row per recorded row, the columns of apply's
+        /// results file).
+        #[arg(long, value_name = "PATH")]
+        results: Option<PathBuf>,
+        /// First read the DLQ without consuming it and record the rows SQS moved there by itself,
+        /// so the job can complete.
+        #[arg(long)]
+        reconcile: bool,
+        #[arg(long, env = "DLQ_URL", value_name = "URL")]
+        dlq_url: Option<String>,
+        /// Where a job that reconcile completes asks for its reports.
+        #[arg(long, env = "CONTROL_QUEUE_URL", value_name = "URL")]
+        control_queue_url: Option<String>,
+        /// Refresh until the job is complete.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
     /// Export the current phone and email methods of users as CSV.
     Export {
         /// A CSV with a user column (e.g. an input file); without it every user is listed.

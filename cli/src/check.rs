@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use crate::args::InputArgs;
-use crate::excel::SafeCsv;
 use crate::input::{self, Input};
 use crate::report::Tally;
-use crate::results::ResultRow;
 use crate::Failure;
+use mfa_preload_core::results::SafeCsv;
 
 /// Header of the rejects CSV.
 pub const REJECTS_HEADER: [&str; 4] = ["row", "column", "reason", "detail"];
@@ -19,7 +18,7 @@ pub async fn run(args: &InputArgs, rejects: Option<PathBuf>) -> Result<u8, Failu
     write_rejects(&input, &path)?;
     let mut tally = Tally::default();
     for r in &input.rows {
-        tally.add(&ResultRow::from_input(r, "valid"));
+        tally.add(&crate::results::from_input(r, "valid"));
     }
     tally.print(&format!("{}", args.file.display()));
     let rejected = input.rejected().count();

@@ -9,9 +9,9 @@ use mfa_preload_core::graph::{Feature, GraphClient, GraphError, PhoneType};
 
 use crate::args::{GraphArgs, InputArgs};
 use crate::connect::{graph_failure, Session};
-use crate::excel::SafeCsv;
 use crate::input;
 use crate::Failure;
+use mfa_preload_core::results::SafeCsv;
 
 pub const EXPORT_HEADER: [&str; 7] = [
     "user",

@@ -7,7 +7,6 @@ mod args;
 mod check;
 mod connect;
 mod doctor;
-mod excel;
 mod export;
 mod input;
 mod plan;
@@ -15,6 +14,7 @@ mod progress;
 mod report;
 mod results;
 mod simulate;
+mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -76,6 +76,32 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 overwrite,
             };
             apply::run(&cli.graph, &input, opts, &run).await
+        }
+        Command::Status {
+            file,
+            job,
+            run,
+            table,
+            results,
+            reconcile,
+            dlq_url,
+            control_queue_url,
+            watch,
+            interval,
+        } => {
+            status::run(status::Options {
+                file,
+                job,
+                run,
+                table,
+                results,
+                reconcile,
+                dlq_url,
+                control_queue_url,
+                watch,
+                interval: std::time::Duration::from_secs(interval),
+            })
+            .await
         }
         Command::Export {
             users,

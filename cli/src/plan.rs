@@ -9,11 +9,11 @@ use mfa_preload_core::plan::{plan, Action};
 use crate::apply::cli_job;
 use crate::args::{GraphArgs, InputArgs, RunArgs};
 use crate::connect::Session;
-use crate::excel::SafeCsv;
 use crate::input::{self, InputRow};
 use crate::report::{self, Tally};
 use crate::results::{ResultRow, FAILED, REJECTED};
 use crate::Failure;
+use mfa_preload_core::results::SafeCsv;
 
 /// Header of `plan --out`.
 pub const PLAN_HEADER: [&str; 6] = ["row", "user", "outcome", "reason", "writes", "detail"];

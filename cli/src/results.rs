@@ -5,112 +5,23 @@ use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use mfa_preload_core::apply::UserResult;
-use mfa_preload_core::csv::RowError;
+use mfa_preload_core::results::SafeCsv;
+pub use mfa_preload_core::results::{ResultRow, FAILED, REJECTED, RESULTS_HEADER};
 
-use crate::excel::{excel_safe, SafeCsv};
 use crate::input::InputRow;
 use crate::Failure;
 
-pub const RESULTS_HEADER: [&str; 5] = ["row", "user", "outcome", "reason", "detail"];
-
-/// Outcome of a row rejected for good (validation or Graph's refusal).
-pub const REJECTED: &str = "rejected";
-/// Outcome of a row that failed transiently (throttling, 5xx, network, token): `--resume`
-/// tries it again.
-pub const FAILED: &str = "failed";
-
-/// One results row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResultRow {
-    pub row: u64,
-    pub user: String,
-    /// created, updated, deleted, unchanged, skipped_exists, rejected or failed.
-    pub outcome: String,
-    /// The reason code for rejected and failed rows.
-    pub reason: String,
-    /// Human detail (numbers masked by the library).
-    pub detail: String,
-}
-
-impl ResultRow {
-    pub fn rejected(user: &str, e: &RowError) -> ResultRow {
-        let detail = match &e.column {
-            Some(c) => format!("column '{c}': {}", e.detail),
-            None => e.detail.clone(),
-        };
-        ResultRow {
-            row: e.row,
-            user: user.to_string(),
-            outcome: REJECTED.into(),
-            reason: e.reason.as_str().into(),
-            detail,
-        }
-    }
-
-    /// A checked input row: `ok_outcome` for valid rows, else its rejection.
-    pub fn from_input(r: &InputRow, ok_outcome: &str) -> ResultRow {
-        match &r.status {
-            Ok(_) => ResultRow {
-                row: r.row,
-                user: r.user.clone(),
-                outcome: ok_outcome.into(),
-                reason: String::new(),
-                detail: String::new(),
-            },
-            Err(e) => ResultRow::rejected(&r.user, e),
-        }
-    }
-
-    pub fn from_user_result(row: u64, user: &str, res: &UserResult) -> ResultRow {
-        let mut detail = res.detail();
-        if !res.actions.is_empty() {
-            if !detail.is_empty() {
-                detail.push_str("; ");
-            }
-            detail.push_str("writes: ");
-            detail.push_str(&res.actions.join(", "));
-        }
-        let (outcome, reason) = match &res.outcome {
-            Ok(o) => (o.as_str().to_string(), String::new()),
-            // A configuration fault is nobody's row: `--resume` tries it again once fixed.
-            Err(r) => (
-                if res.transient || res.config_fault.is_some() {
-                    FAILED
-                } else {
-                    REJECTED
-                }
-                .to_string(),
-                r.reason.as_str().to_string(),
-            ),
-        };
-        ResultRow {
-            row,
-            user: user.to_string(),
-            outcome,
-            reason,
-            detail,
-        }
-    }
-
-    /// Done for good: `--resume` keeps it and does not touch the user again.
-    pub fn is_final(&self) -> bool {
-        self.outcome != FAILED
-    }
-
-    fn cells(&self) -> [String; 5] {
-        [
-            self.row.to_string(),
-            self.user.clone(),
-            self.outcome.clone(),
-            self.reason.clone(),
-            self.detail.clone(),
-        ]
-    }
-
-    /// Whether this row was written for `user` (cells are stored Excel-safe).
-    pub fn is_for_user(&self, user: &str) -> bool {
-        self.user == user || self.user == excel_safe(user)
+/// A checked input row: `ok_outcome` for valid rows, else its rejection.
+pub fn from_input(r: &InputRow, ok_outcome: &str) -> ResultRow {
+    match &r.status {
+        Ok(_) => ResultRow {
+            row: r.row,
+            user: r.user.clone(),
+            outcome: ok_outcome.into(),
+            reason: String::new(),
+            detail: String::new(),
+        },
+        Err(e) => ResultRow::rejected(&r.user, e),
     }
 }
 

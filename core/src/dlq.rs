@@ -36,6 +36,9 @@ pub struct DlqEntry {
     pub request: serde_json::Value,
     /// Which function rejected it: `ingest` or `worker`.
     pub stage: String,
+    /// The row's user, when its user cell was valid (for the job ledger and re-drive tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// A DLQ send that did not go through.
@@ -137,6 +140,7 @@ mod tests {
             column: None,
             request: serde_json::Value::Null,
             stage: "worker".into(),
+            user: None,
         };
         let a = attributes(&e);
         assert_eq!(a[0], ("reason".into(), "user_not_found".into()));

@@ -27,6 +27,8 @@ pub mod phone;
 pub mod plan;
 /// Reason codes and per-user outcomes.
 pub mod reason;
+/// The results file's rows (CLI and job ledger), Excel-safe.
+pub mod results;
 /// SQS-legal text.
 pub mod sqs_text;
 /// User ids (UPN or object id).
@@ -39,6 +41,8 @@ pub mod validate;
 pub mod apply;
 /// CSV file -> work queue and DLQ, across invocations.
 pub mod ingest;
+/// The job ledger: per job a summary and each row's final outcome.
+pub mod ledger;
 /// Queue messages -> Graph writes, DLQ entries and a batch response.
 pub mod worker;
 

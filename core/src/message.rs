@@ -17,6 +17,10 @@ pub enum Job {
         bucket: String,
         key: String,
         etag: String,
+        /// Which upload of the object (two uploads of the same content have the same ETag):
+        /// the ingest's run, for the job ledger.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<String>,
     },
     Producer {
         producer: String,
@@ -206,7 +210,9 @@ pub fn validate_request(req: &Request) -> Result<(), String> {
         return Err("'row' must be 2 or more (row 1 is the header)".into());
     }
     match &req.job {
-        Job::S3 { bucket, key, etag } => {
+        Job::S3 {
+            bucket, key, etag, ..
+        } => {
             if bucket.len() < 3 || key.is_empty() || etag.is_empty() {
                 return Err("'job' needs a bucket (3+ characters), a key and an etag".into());
             }
@@ -354,6 +360,7 @@ mod tests {
             bucket: "b".into(),
             key: "incoming/x.csv".into(),
             etag: "\"e\"".into(),
+            run: Some("e-1".into()),
         };
         let v = serde_json::to_value(&j).unwrap();
         assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j);

@@ -89,6 +89,7 @@ mod tests {
             column: Some("Note".into()),
             request,
             stage: "ingest".into(),
+            user: None,
         }
     }
 

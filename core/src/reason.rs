@@ -82,6 +82,41 @@ impl Reason {
     pub fn parse(code: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.as_str() == code)
     }
+
+    /// What to do about a row dead-lettered for this reason: the "what to do" column of the
+    /// README's DLQ table (its Markdown backticks left out; `core/tests/readme_reasons.rs` keeps
+    /// the two equal). [`Reason::ConfigurationFault`] never reaches the DLQ; its sentence follows
+    /// the README's "When the app is not allowed to".
+    pub fn what_to_do(self) -> &'static str {
+        match self {
+            Reason::InvalidPhoneNumber => "fix the cell or set DefaultCountry; re-upload",
+            Reason::InvalidEmail => "fix the cell; re-upload",
+            Reason::InvalidUser => "fix the UPN; re-upload",
+            Reason::InvalidRow => "fix the row or header (or add a column mapping); re-upload",
+            Reason::DuplicateUserInFile => {
+                "merge the rows; re-upload the corrected row if the later one was meant"
+            }
+            Reason::UserNotFound => {
+                "check the UPN or object id (not yet created or synced?); re-drive once the user exists"
+            }
+            Reason::AlternateRequiresMobile => "add a mobile, or leave out the alternate mobile",
+            Reason::DefaultMethodConflict => {
+                "change the user's default method first (DefaultMethod column or Entra), then re-drive"
+            }
+            Reason::SmsSigninNumberNotUnique => {
+                "use another number, or disable SMS sign-in for the other user; then re-drive"
+            }
+            Reason::GraphRejected => "read detail",
+            Reason::RetriesExhausted => {
+                "re-drive when Graph is healthy; if throttling, lower WorkerMaximumConcurrency"
+            }
+            Reason::InvalidMessage => "fix the producer; check messages against the schema",
+            Reason::ProtectedUser => "change such accounts by hand, on purpose",
+            Reason::ConfigurationFault => {
+                "grant the missing permission or admin consent, or fix the credentials (secret, certificate, client id, tenant); the queued users then complete by themselves"
+            }
+        }
+    }
 }
 
 impl fmt::Display for Reason {

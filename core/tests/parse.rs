@@ -201,6 +201,7 @@ async fn legacy_duplicate_user_is_caught_by_the_ingest_core() {
         bucket: "b".into(),
         key: "k".into(),
         etag: "e".into(),
+        run: None,
     };
     let (counts, sink) = run_to_end(
         BytesSource(Arc::new(bytes)),
@@ -255,6 +256,7 @@ async fn an_sms_sign_in_number_is_used_by_one_row_only() {
         bucket: "b".into(),
         key: "k".into(),
         etag: "e".into(),
+        run: None,
     };
     let (counts, sink) = run_to_end(
         BytesSource(Arc::new(csv.as_bytes().to_vec())),
@@ -354,6 +356,7 @@ async fn the_confirm_pass_ends_with_the_last_suspect() {
         bucket: "b".into(),
         key: "k".into(),
         etag: "e".into(),
+        run: None,
     };
     let (counts, _) = run_to_end(
         source,
@@ -939,6 +942,7 @@ async fn core_run(
         bucket: "b".into(),
         key: "k".into(),
         etag: "e".into(),
+        run: None,
     };
     run_to_end(
         BytesSource(Arc::new(bytes)),

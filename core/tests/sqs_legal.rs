@@ -127,7 +127,7 @@ proptest! {
     fn every_message_of_any_file_is_sqs_legal(bytes in file(), key in prop_oneof![Just("incoming/k.csv".to_string()), text()]) {
         let mapping = ColumnMapping::parse(&["Note=ignore".to_string()]).expect("mapping");
         // An S3 key may hold any character, and it is in every message of the file.
-        let job = Job::S3 { bucket: "b".into(), key, etag: "e".into() };
+        let job = Job::S3 { bucket: "b".into(), key, etag: "e".into(), run: None };
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let (counts, sink) = rt
             .block_on(run_to_end(
@@ -176,6 +176,7 @@ proptest! {
             column: None,
             request: serde_json::Value::Null,
             stage: "worker".into(),
+            user: None,
         };
         for (k, v) in mfa_preload_core::dlq::attributes(&entry) {
             check_text("a worker attribute name", &k)?;

@@ -7,7 +7,9 @@
 #   - uploaded files expire after IncomingRetentionDays, older versions after a day;
 #   - the S3 event filters on the prefix only (S3 suffix rules are case-sensitive);
 #   - the ingest role has no s3:GetObjectVersion, and s3:DeleteObject only on checkpoints/;
-#   - failed continuations are retried after ContinuationRetrySeconds.
+#   - failed continuations are retried after ContinuationRetrySeconds;
+#   - the job ledger table has PITR, the stack's key, a TTL on expiresAt, and is the only table
+#     the functions may write (reader and reconcile policies are outputs).
 #
 #   bash infra/tests/template.test.sh [TEMPLATE]
 set -euo pipefail
@@ -92,6 +94,82 @@ for policy in res["IngestRole"]["Properties"]["Policies"]:
             check("checkpoints/*" in str(s["Resource"]) and "reports/*" not in str(s["Resource"])
                   and "incoming/*" not in str(s["Resource"]),
                   "s3:DeleteObject only on checkpoints/")
+
+# The job ledger: recoverable, encrypted with the stack's key, expiring, and the only table the
+# functions may write (no deletes, scans or batch writes; reads and writes on its ARN only).
+table = res.get("JobLedgerTable", {})
+check(table.get("Type") == "AWS::DynamoDB::Table", "the job ledger is a DynamoDB table")
+tp = table.get("Properties", {})
+check(tp.get("BillingMode") == "PAY_PER_REQUEST", "the ledger table is on demand")
+check(tp.get("KeySchema") == [{"AttributeName": "job", "KeyType": "HASH"},
+                              {"AttributeName": "item", "KeyType": "RANGE"}],
+      f"the ledger's keys are job (partition) and item (sort): {tp.get('KeySchema')}")
+check(tp.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True,
+      "the ledger table has point-in-time recovery")
+sse = tp.get("SSESpecification", {})
+check(sse.get("SSEEnabled") is True and sse.get("SSEType") == "KMS"
+      and sse.get("KMSMasterKeyId") == {"Fn::GetAtt": ["DataKey", "Arn"]},
+      f"the ledger table is encrypted with the stack's DataKey: {sse}")
+ttl = tp.get("TimeToLiveSpecification", {})
+check(ttl == {"AttributeName": "expiresAt", "Enabled": True},
+      f"the ledger's items expire on expiresAt: {ttl}")
+check(table.get("DeletionPolicy") == "Retain" and table.get("UpdateReplacePolicy") == "Retain",
+      "the ledger table is retained, as the bucket is")
+check(params.get("LedgerRetentionDays", {}).get("Default") == 90
+      and params.get("LedgerRetentionDays", {}).get("MinValue") == 1,
+      "LedgerRetentionDays defaults to 90 days, at least 1")
+
+ledger_arn = {"Fn::GetAtt": ["JobLedgerTable", "Arn"]}
+table_actions = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem",
+                 "dynamodb:Query", "dynamodb:ConditionCheckItem"}
+
+def ledger_statements(doc_statements, who, allowed):
+    granted = set()
+    for s in doc_statements:
+        actions = as_list(s["Action"])
+        ddb = [a for a in actions if a.startswith("dynamodb:")]
+        if not ddb:
+            continue
+        check(s["Effect"] == "Allow", f"{who}: DynamoDB statements allow")
+        check(s["Resource"] == ledger_arn,
+              f"{who}: DynamoDB actions on the ledger table's ARN only, not {s['Resource']}")
+        extra = set(ddb) - allowed
+        check(not extra, f"{who}: no DynamoDB actions beyond {sorted(allowed)}: {sorted(extra)}")
+        granted |= set(ddb)
+    return granted
+
+for role in ("WorkerRole", "IngestRole"):
+    granted = set()
+    for policy in res[role]["Properties"]["Policies"]:
+        granted |= ledger_statements(policy["PolicyDocument"]["Statement"], role, table_actions)
+    check(granted == table_actions, f"{role} may use the ledger table: {sorted(granted)}")
+    env = res[role.replace("Role", "Function")]["Properties"]["Environment"]["Variables"]
+    check(env.get("LEDGER_TABLE") == {"Ref": "JobLedgerTable"}, f"{role}'s function gets LEDGER_TABLE")
+    check(env.get("LEDGER_RETENTION_DAYS") == {"Ref": "LedgerRetentionDays"},
+          f"{role}'s function gets LEDGER_RETENTION_DAYS")
+
+worker_sends = [s for p in res["WorkerRole"]["Properties"]["Policies"]
+                for s in p["PolicyDocument"]["Statement"] if "sqs:SendMessage" in as_list(s["Action"])]
+check(any(s["Resource"] == {"Fn::GetAtt": ["ControlQueue", "Arn"]} for s in worker_sends),
+      "the worker may ask for a job's reports on the control queue")
+ingest_publish = [s for p in res["IngestRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"] if "sns:Publish" in as_list(s["Action"])]
+check([s["Resource"] for s in ingest_publish] == [{"Ref": "AlarmTopic"}],
+      "the ingest publishes to the alarm topic only")
+
+reader = statements("LedgerReaderPolicy")
+ledger_statements(reader, "LedgerReaderPolicy", {"dynamodb:GetItem", "dynamodb:Query"})
+check(not any(a.startswith("sqs:") for s in reader for a in as_list(s["Action"])),
+      "the reader policy has no queue rights")
+reconcile = statements("LedgerReconcilePolicy")
+ledger_statements(reconcile, "LedgerReconcilePolicy",
+                  {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"})
+check(not any(a == "sqs:DeleteMessage" for s in reconcile for a in as_list(s["Action"])),
+      "reconcile reads the DLQ without deleting from it")
+outputs = tpl.get("Outputs", {})
+for name, resource in (("LedgerReaderPolicyArn", "LedgerReaderPolicy"),
+                       ("LedgerReconcilePolicyArn", "LedgerReconcilePolicy")):
+    check(outputs.get(name, {}).get("Value") == {"Ref": resource}, f"the stack outputs {name}")
 
 for p in problems:
     print(f"FAILED: {p}")

@@ -16,7 +16,8 @@ is off.
 
 One race is closed: deleting a message rebuilds the queue's list of messages from a copy, without
 the lock that sending holds, so a message sent meanwhile could be lost, and two deletes at once
-could bring a deleted message back. Deletes take the queue's lock here. Nothing else of moto's behaviour changes: messages, visibility, redrive, FIFO rules and
+could bring a deleted message back. Deletes take the queue's lock here. DynamoDB requests run one
+at a time (moto's DynamoDB has no locking at all; see below). Nothing else of moto's behaviour changes: messages, visibility, redrive, FIFO rules and
 the answers themselves are moto's own.
 """
 
@@ -95,6 +96,95 @@ def _locked_delete_message(self, receipt_handle):
 
 
 models.Queue.delete_message = _locked_delete_message
+
+# moto's DynamoDB backend has no locking: TransactWriteItems deep-copies tables that other
+# threads are writing ("dictionary changed size during iteration", answered as an HTML 500), and
+# rolls a cancelled transaction back by restoring that copy, undoing writes made meanwhile. Real
+# DynamoDB serialises conflicting writes per item; here every DynamoDB request runs alone.
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+
+_ddb_lock = threading.RLock()
+_ddb_call_action = DynamoHandler.call_action
+
+
+def _serialised_call_action(self):
+    with _ddb_lock:
+        return _ddb_call_action(self)
+
+
+DynamoHandler.call_action = _serialised_call_action
+
+# A transaction deep-copies every table it touches, whole, once per action, to roll back: with a
+# table of a few thousand items every transaction costs seconds. Here it saves only the items it
+# touches (each as it was, or absent) and puts those back when the transaction is cancelled; the
+# outcome is moto's own. Safe under the lock above: no other DynamoDB request runs meanwhile.
+import copy  # noqa: E402
+import types  # noqa: E402
+
+from moto.dynamodb import models as ddb_models  # noqa: E402
+from moto.dynamodb.models.dynamo_type import Item  # noqa: E402
+from moto.dynamodb.models.table import Table  # noqa: E402
+
+_transact_write_items = ddb_models.DynamoDBBackend.transact_write_items
+_no_copy = types.SimpleNamespace(deepcopy=lambda obj, memo=None: obj)
+
+
+def _undo_log(backend, transact_items):
+    saved = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        try:
+            if "Item" in op:
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            hash_key, range_key = backend.get_keys_value(table, key)
+        except Exception:  # moto reports a malformed action itself
+            continue
+        before = table.get_item(hash_key, range_key)
+        saved.append((table, hash_key, range_key, copy.deepcopy(before)))
+    return saved
+
+
+def _restore(saved):
+    for table, hash_key, range_key, before in reversed(saved):
+        table.delete_item(hash_key, range_key)
+        if before is not None:
+            if range_key is not None:
+                table.items[hash_key][range_key] = before
+            else:
+                table.items[hash_key] = before
+
+
+def _transact_with_item_undo(self, transact_items):
+    saved = _undo_log(self, transact_items)
+    ddb_models.copy = _no_copy
+    try:
+        return _transact_write_items(self, transact_items)
+    except Exception:
+        _restore(saved)
+        raise
+    finally:
+        ddb_models.copy = copy
+
+
+ddb_models.DynamoDBBackend.transact_write_items = _transact_with_item_undo
+
+
+# moto keeps every DynamoDB item and table it ever built (copies included) for its own
+# bookkeeping: a run of transactions then holds gigabytes. Nothing is kept here.
+class _Untracked(list):
+    def append(self, _instance):
+        pass
+
+
+for _model in (Item, Table):
+    _model.instances_tracked = _Untracked()
 
 _backend_for_host = DomainDispatcherApplication.get_backend_for_host
 

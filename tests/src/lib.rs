@@ -286,3 +286,49 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .expect("queue arn")
 }
+
+/// Creates a job ledger table as template.yaml's `JobLedgerTable` (partition key `job`, sort key
+/// `item`, both strings; on demand; TTL on `expiresAt`) and returns its name.
+pub async fn create_ledger_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema element")
+    };
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("job"))
+        .attribute_definitions(attr("item"))
+        .key_schema(key("job", KeyType::Hash))
+        .key_schema(key("item", KeyType::Range))
+        .send()
+        .await
+        .expect("create the ledger table");
+    ddb.update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expiresAt")
+                .enabled(true)
+                .build()
+                .expect("TTL specification"),
+        )
+        .send()
+        .await
+        .expect("enable the ledger table's TTL");
+    name.to_string()
+}

@@ -49,6 +49,7 @@ async fn dlq_messages_carry_reason_and_detail_attributes() {
         column: Some("Mobile".into()),
         request: serde_json::json!({"UPN": "a@b.example", "Mobile": "call me"}),
         stage: "ingest".into(),
+        user: None,
     };
     SqsSender::new(sqs.clone(), &q.dlq_url)
         .send_batch(vec![OutMessage::dlq(&entry).unwrap()])

@@ -3,7 +3,10 @@
 //! DLQ, FIFO control queue, secret) and the Graph simulator.
 //!
 //! 1. A 5,000-row migration file with 2% bad rows: every row ends as exactly one outcome
-//!    (simulator state or a DLQ entry with the right reason) and the counts add up.
+//!    (simulator state or a DLQ entry with the right reason) and the counts add up. In every
+//!    scenario the job ledger (DynamoDB) ends complete with one outcome per input row, the same
+//!    as the worker's and the DLQ's, and exactly one results CSV (every row once, in row order,
+//!    no whole number), HTML report and "job complete" notification are written.
 //! 2. Faults: the simulator answers 20% of requests with 429/500/503, timeouts or dropped
 //!    connections, and every 10th message is delivered twice: the same final state, no write
 //!    made twice, nothing lost.
@@ -39,6 +42,7 @@ use e2e_tests::token_proxy::TokenProxy;
 use e2e_tests::*;
 use graph_sim::{FaultConfig, FaultKind, GraphSim, SimConfig, SimStats, UserState};
 use mfa_preload_core::ingest::Report;
+use mfa_preload_core::ledger::LedgerPort;
 use mfa_preload_core::{DlqEntry, Outcome, Reason};
 
 /// Rows of the file (`E2E_ROWS` overrides, for a quick run); 2% of them are bad.
@@ -124,6 +128,20 @@ struct Run {
     outage: Option<Outage>,
     /// Rows of the messages delivered twice on purpose.
     duplicated_rows: HashSet<u64>,
+    ledger: LedgerView,
+}
+
+/// What the job ledger, the reports and the notification topic hold at the end of a run.
+#[derive(Default)]
+struct LedgerView {
+    summary: Option<mfa_preload_core::ledger::JobSummary>,
+    rows: Vec<mfa_preload_core::ledger::RowRecord>,
+    results_csv: Option<String>,
+    html: Option<String>,
+    /// "job complete" notifications received (through an SQS subscription to the topic).
+    notifications: Vec<String>,
+    /// Times the ingest logged that it wrote the job's reports.
+    reports_written: usize,
 }
 
 /// A worker's `user processed` log line.
@@ -346,6 +364,28 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
     let work_arn = queue_arn(&sqs, &queues.queue_url).await;
     let (control_url, control_arn) =
         create_control_queue(&sqs, &unique(&format!("control-{}", opts.name))).await;
+    // The job ledger and the notification topic (an SQS queue subscribed to it, to read it).
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table = create_ledger_table(&ddb, &unique(&format!("ledger-{}", opts.name))).await;
+    let sns = aws_sdk_sns::Client::new(&cfg);
+    let topic_arn = sns
+        .create_topic()
+        .name(unique(&format!("jobs-{}", opts.name)))
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic arn");
+    let inbox = create_queues(&sqs, &unique(&format!("inbox-{}", opts.name)), 10, 30).await;
+    let inbox_arn = queue_arn(&sqs, &inbox.queue_url).await;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&inbox_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe the inbox");
     let secret = serde_json::json!({
         "tenantId": TENANT, "clientId": CLIENT_ID, "certificatePem": cert, "privateKeyPem": key,
     });
@@ -382,6 +422,8 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             ("INGEST_TIME_BUDGET_SECONDS".into(), "2".into()),
             ("INGEST_SAFETY_MARGIN_SECONDS".into(), "2".into()),
             ("CONTINUATION_RETRY_SECONDS".into(), "2".into()),
+            ("LEDGER_TABLE".into(), table.clone()),
+            ("JOB_TOPIC_ARN".into(), topic_arn.clone()),
             ("RUST_LOG".into(), "info".into()),
         ],
     };
@@ -398,6 +440,8 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
             ("WORKER_CONCURRENCY".into(), "16".into()),
             // Users Graph does not know are tried on every delivery until the last one.
             ("USER_NOT_FOUND_RETRY_SECONDS".into(), "60".into()),
+            ("LEDGER_TABLE".into(), table.clone()),
+            ("CONTROL_QUEUE_URL".into(), control_url.clone()),
             ("RUST_LOG".into(), "info".into()),
         ],
     };
@@ -543,6 +587,30 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
         None => None,
     };
     phases.push(("work queue drained", started.elapsed()));
+    // The last row's writer asked for the job's reports on the control queue.
+    let results_key = mfa_preload_core::ingest::job_reports::results_key(KEY);
+    let html_key = mfa_preload_core::ingest::job_reports::html_key(KEY);
+    let get = |k: String| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let o = s3.get_object().bucket(&bucket).key(&k).send().await.ok()?;
+            let b = o.body.collect().await.ok()?;
+            String::from_utf8(b.into_bytes().to_vec()).ok()
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut html = None;
+    while Instant::now() < until {
+        html = get(html_key.clone()).await;
+        if html.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if !control_source.wait_idle(Duration::from_secs(30)).await {
+        errors.push("the control queue did not drain after the report request".into());
+    }
+    phases.push(("reports written", started.elapsed()));
     let duplicated_rows: HashSet<u64> = worker_source
         .duplicated_bodies()
         .iter()
@@ -556,6 +624,33 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
         e.shutdown().await;
     }
     let dlq = drain(&sqs, &queues.dlq_url).await;
+    let ledger = {
+        let l = mfa_preload_core::aws::ledger::DynamoLedger::with_retention_days(
+            ddb.clone(),
+            &table,
+            1,
+        );
+        let key = match &report {
+            Some(r) => mfa_preload_core::ledger::JobKey::of_file(&bucket, KEY, &r.run),
+            None => mfa_preload_core::ledger::JobKey::of_file(&bucket, KEY, "-"),
+        };
+        LedgerView {
+            summary: l.summary(&key).await.unwrap_or(None),
+            rows: l.rows(&key).await.unwrap_or_default(),
+            results_csv: get(results_key).await,
+            html,
+            notifications: drain(&sqs, &inbox.queue_url)
+                .await
+                .into_iter()
+                .map(|m| m.body)
+                .collect(),
+            reports_written: logs
+                .lines()
+                .iter()
+                .filter(|l| l.text.contains("job reports written"))
+                .count(),
+        }
+    };
     let users = sim.users();
     let writes = sim.write_log().iter().map(Write::from_record).collect();
     let stats = sim.stats();
@@ -600,6 +695,7 @@ async fn run_pipeline(data: Arc<Dataset>, opts: RunOpts, logs: LogBuffer) -> Run
         backpressure: backpressure.stats(),
         outage,
         duplicated_rows,
+        ledger,
     }
 }
 
@@ -969,7 +1065,222 @@ fn check_run(c: &mut Checks, data: &Dataset, run: &Run, strict: bool) -> Tally {
             )
         });
     }
+    check_ledger(c, data, run, report, &t, strict);
     t
+}
+
+/// The job ledger: complete, one final outcome per input row (counted once whatever the
+/// deliveries), the same outcomes as the worker and the DLQ, and exactly one results CSV,
+/// HTML report and notification.
+fn check_ledger(
+    c: &mut Checks,
+    data: &Dataset,
+    run: &Run,
+    report: &Report,
+    t: &Tally,
+    strict: bool,
+) {
+    let s = run.name;
+    let l = &run.ledger;
+    let Some(summary) = &l.summary else {
+        c.check(s, false, || {
+            "the job ledger has no summary for the file".into()
+        });
+        return;
+    };
+    c.check(
+        s,
+        summary.is_complete()
+            && summary.expected == Some(report.rows_read)
+            && summary.done == report.rows_read
+            && summary.rows_read == Some(report.rows_read),
+        || {
+            format!(
+                "ledger summary: done {} of {:?} (rows read {:?}), the file has {} rows",
+                summary.done, summary.expected, summary.rows_read, report.rows_read
+            )
+        },
+    );
+    let rows: HashMap<u64, &mfa_preload_core::ledger::RowRecord> =
+        l.rows.iter().filter_map(|r| Some((r.row?, r))).collect();
+    c.check(
+        s,
+        l.rows.len() == data.rows.len() && rows.len() == data.rows.len(),
+        || {
+            format!(
+                "ledger rows {} (distinct {}), file rows {}",
+                l.rows.len(),
+                rows.len(),
+                data.rows.len()
+            )
+        },
+    );
+    let mut wrong = Vec::new();
+    for spec in &data.rows {
+        let Some(r) = rows.get(&spec.row) else {
+            wrong.push(format!("row {}: not in the ledger", spec.row));
+            continue;
+        };
+        match spec.expect {
+            Expect::Reject(reason, _) => {
+                let cut_by_fault =
+                    !strict && reason == Reason::UserNotFound && r.reason == "retries_exhausted";
+                let outcome_ok = r.outcome
+                    == if r.reason == "retries_exhausted" {
+                        "failed"
+                    } else {
+                        "rejected"
+                    };
+                if !outcome_ok || (r.reason != reason.as_str() && !cut_by_fault) {
+                    wrong.push(format!(
+                        "row {}: ledger {}/{}, expected {reason}",
+                        spec.row, r.outcome, r.reason
+                    ));
+                }
+            }
+            Expect::Done(o) => {
+                let ok = if strict {
+                    r.outcome == o.as_str()
+                } else {
+                    Outcome::parse(&r.outcome).is_some()
+                };
+                if !ok || !r.reason.is_empty() {
+                    wrong.push(format!(
+                        "row {}: ledger {}/{}, expected {o}",
+                        spec.row, r.outcome, r.reason
+                    ));
+                }
+            }
+        }
+    }
+    c.check(s, wrong.is_empty(), || {
+        format!(
+            "{} rows with the wrong ledger outcome, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        )
+    });
+    // The counts equal the run's outcomes: done by outcome, and every reject.
+    let done: BTreeMap<String, u64> = summary
+        .by_outcome
+        .iter()
+        .filter(|(k, _)| Outcome::parse(k).is_some())
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let done_total: u64 = done.values().sum();
+    let outcome_total: u64 = t.outcomes.values().sum();
+    c.check(
+        s,
+        done_total == outcome_total && (!strict || done == t.outcomes),
+        || format!("ledger done counts {done:?}, the worker's {:?}", t.outcomes),
+    );
+    c.check(
+        s,
+        summary.needing_action() == t.worker_dlq_rows + report.rejected_total,
+        || {
+            format!(
+                "ledger rows needing action {}, DLQ rows {} + ingest rejects {}",
+                summary.needing_action(),
+                t.worker_dlq_rows,
+                report.rejected_total
+            )
+        },
+    );
+    // The results CSV: every input row once, in row order, the ledger's outcomes, no whole
+    // number in it.
+    match &l.results_csv {
+        None => c.check(s, false, || "no results CSV".into()),
+        Some(csv) => {
+            let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+            let header: Vec<String> = rdr
+                .headers()
+                .map(|h| h.iter().map(String::from).collect())
+                .unwrap_or_default();
+            c.check(
+                s,
+                header == ["row", "user", "outcome", "reason", "detail"],
+                || format!("results header {header:?}"),
+            );
+            let mut order = Vec::new();
+            let mut differ = Vec::new();
+            for rec in rdr.records().flatten() {
+                let row: u64 = rec.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
+                order.push(row);
+                if let Some(r) = rows.get(&row) {
+                    if rec.get(2) != Some(r.outcome.as_str())
+                        || rec.get(3) != Some(r.reason.as_str())
+                    {
+                        differ.push(row);
+                    }
+                }
+            }
+            let mut want: Vec<u64> = data.rows.iter().map(|r| r.row).collect();
+            want.sort_unstable();
+            c.check(s, order == want, || {
+                format!(
+                    "results CSV rows: {} (want {}), in order: {}",
+                    order.len(),
+                    want.len(),
+                    order.windows(2).all(|w| w[0] < w[1])
+                )
+            });
+            c.check(s, differ.is_empty(), || {
+                format!(
+                    "results CSV differs from the ledger at rows {:?}",
+                    &differ[..differ.len().min(5)]
+                )
+            });
+            // A whole phone number in Graph's form: `+`, the country code, a space and the
+            // national number; the masked form keeps only its first and last three digits.
+            let whole = csv.lines().find(|line| {
+                line.split('+').skip(1).any(|after| {
+                    let mut parts = after.splitn(2, ' ');
+                    let cc = parts.next().unwrap_or("");
+                    let national: String = parts
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    !cc.is_empty()
+                        && cc.len() <= 3
+                        && cc.chars().all(|ch| ch.is_ascii_digit())
+                        && national.len() >= 7
+                })
+            });
+            c.check(s, whole.is_none(), || {
+                format!(
+                    "the results CSV holds a whole number: {:?}",
+                    whole.map(|l| &l[..l.len().min(300)])
+                )
+            });
+        }
+    }
+    match &l.html {
+        None => c.check(s, false, || "no HTML report".into()),
+        Some(h) => {
+            let done_hook = format!("id=\"done\" data-value=\"{}\"", report.rows_read);
+            c.check(s, h.contains(&done_hook) && !h.contains("<script"), || {
+                "the HTML report does not show the rows done".into()
+            });
+        }
+    }
+    c.check(s, l.reports_written == 1, || {
+        format!("reports written {} times", l.reports_written)
+    });
+    c.check(
+        s,
+        l.notifications.len() == 1
+            && l.notifications[0].contains("job_complete")
+            && l.notifications[0].contains(&format!("\"rows\":{}", report.rows_read)),
+        || {
+            format!(
+                "{} job-complete notifications: {:?}",
+                l.notifications.len(),
+                l.notifications.first().map(|n| &n[..n.len().min(300)])
+            )
+        },
+    );
 }
 
 /// What the log scan looked at.

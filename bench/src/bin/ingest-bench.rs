@@ -110,6 +110,7 @@ fn child(path: &Path) -> Result<(), String> {
         bucket: "bench".into(),
         key: path.display().to_string(),
         etag: "bench".into(),
+        run: None,
     };
     let started = Instant::now();
     let (counts, sink) = rt

@@ -24,6 +24,11 @@
 //!   --instances LIST     e.g. 1,4,16: the several-instances run (no baseline)
 //!   --models LIST        models for --instances (token-bucket,sliding-window)
 //!   --no-limit-percentage  the simulator sends no x-ms-throttle-limit-percentage
+//!   --ledger-compare     users/s with and without the job ledger (DynamoDB on the moto server
+//!                        at AWS_ENDPOINT_URL), side by side, and its write units per user
+
+#[path = "../ledger_compare.rs"]
+mod ledger_compare;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +66,8 @@ struct Args {
     prefix: String,
     offset: usize,
     concurrency_set: bool,
+    /// `--ledger-compare`.
+    ledger_compare: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -83,11 +90,16 @@ fn parse_args() -> Result<Args, String> {
         prefix: "u".into(),
         offset: 0,
         concurrency_set: false,
+        ledger_compare: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--no-limit-percentage" {
             a.limit_percentage = false;
+            continue;
+        }
+        if flag == "--ledger-compare" {
+            a.ledger_compare = true;
             continue;
         }
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -261,6 +273,9 @@ async fn run() -> Result<(), String> {
     let mut a = parse_args()?;
     if let Some(base_url) = a.child_of.clone() {
         return instances::child(&a, &base_url).await;
+    }
+    if a.ledger_compare {
+        return ledger_compare::run(&a).await;
     }
     if !a.instances.is_empty() {
         if !a.concurrency_set {

@@ -25,3 +25,11 @@ pub fn sqs_client(cfg: &SdkConfig) -> aws_sdk_sqs::Client {
 pub fn secrets_client(cfg: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(cfg)
 }
+
+pub fn dynamodb_client(cfg: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(cfg)
+}
+
+pub fn sns_client(cfg: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(cfg)
+}

@@ -8,10 +8,12 @@
 
 mod graph;
 mod ingest;
+mod ledger;
 mod worker;
 
 pub use graph::{normalise_base_url, GraphCloud, GraphSettings};
 pub use ingest::IngestConfig;
+pub use ledger::{LedgerSettings, DEFAULT_RETENTION_DAYS};
 pub use worker::{WorkerConfig, MAX_VISIBILITY};
 
 use std::ops::RangeInclusive;

@@ -111,7 +111,7 @@ fn sanitise(s: &str) -> String {
         .collect()
 }
 
-fn hex_digest(s: &str) -> String {
+pub(crate) fn hex_digest(s: &str) -> String {
     Sha256::digest(s.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

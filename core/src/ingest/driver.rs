@@ -7,18 +7,22 @@ use super::checkpoints::{
     CHECKPOINTS_PREFIX, REPORTS_PREFIX,
 };
 use super::claim::{self, Released, Taken};
+use super::engine::Counts;
 use super::engine::{
     Advance, Engine, EngineError, FilterSize, Opened, Processor, Source, SourceError, StartError,
 };
+use super::job_reports::{self, Notifier, ReportRequest, ReportsError, SqsReportRequests};
 use super::resume::{self, CheckpointError};
 use super::sqs_sink::SqsSink;
 use crate::aws::s3::{ObjectStore, S3Error};
 use crate::aws::sqs::SqsSender;
 use crate::config::IngestConfig;
 use crate::lambda::{decode_event_key, unix_ms as now_ms};
+use crate::ledger::{JobKey, LedgerPort, ReportRequests};
 use crate::message::Job;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -36,6 +40,9 @@ pub enum IngestError {
     Malformed(String),
     #[error("the S3 event record has no {0}")]
     Event(&'static str),
+    /// The job ledger or a job's reports (see [`super::job_reports`]).
+    #[error("job ledger: {0}")]
+    Reports(String),
 }
 
 /// Opens the object being ingested (a port, so tests can put faults in the stream).
@@ -153,6 +160,11 @@ pub struct Ingest<F: SourceFactory = S3Sources> {
     sources: F,
     config: IngestConfig,
     owner: String,
+    /// The job ledger, where completed jobs' reports are asked for, and where their
+    /// notification goes.
+    ledger: Option<Arc<dyn LedgerPort>>,
+    report_requests: Arc<dyn ReportRequests>,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl Ingest<S3Sources> {
@@ -175,9 +187,16 @@ impl<F: SourceFactory> Ingest<F> {
         let sender = |url: &str| {
             SqsSender::new(sqs.clone(), url).with_retry(config.send_attempts, config.send_backoff)
         };
+        let control = SqsSender::new(sqs.clone(), &config.control_queue_url);
         Ingest {
             store,
-            control: SqsSender::new(sqs.clone(), &config.control_queue_url),
+            report_requests: Arc::new(SqsReportRequests::new(
+                control.clone(),
+                &config.control_queue_url,
+            )),
+            control,
+            ledger: None,
+            notifier: None,
             work: sender(&config.queue_url),
             dlq: sender(&config.dlq_url),
             sources,
@@ -188,6 +207,18 @@ impl<F: SourceFactory> Ingest<F> {
 
     pub fn config(&self) -> &IngestConfig {
         &self.config
+    }
+
+    /// Records rejects and each file's expected row count in `ledger`, writes completed jobs'
+    /// reports, and publishes their notification through `notifier`.
+    pub fn with_ledger(
+        mut self,
+        ledger: Arc<dyn LedgerPort>,
+        notifier: Option<Arc<dyn Notifier>>,
+    ) -> Self {
+        self.ledger = Some(ledger);
+        self.notifier = notifier;
+        self
     }
 
     /// Every record of an S3 event. An error (after the other records were tried) makes Lambda
@@ -275,6 +306,15 @@ impl<F: SourceFactory> Ingest<F> {
                     tracing::error!(message_id = %id, "control message without a body: dropped");
                     continue;
                 };
+                if let Some(request) = ReportRequest::parse(body) {
+                    if let Err(e) = self.handle_report_request(request).await {
+                        tracing::error!(message_id = %id, error = %e, "writing a job's reports failed; it is tried again");
+                        let mut f = BatchItemFailure::default();
+                        f.item_identifier = id;
+                        failures.push(f);
+                    }
+                    continue;
+                }
                 match self.handle_continuation(body, deadline).await {
                     Ok(outcome) => {
                         tracing::info!(message_id = %id, ?outcome, "continuation handled")
@@ -318,6 +358,42 @@ impl<F: SourceFactory> Ingest<F> {
     async fn retry_continuation_in(&self, receipt_handle: &str, delay: Duration) {
         if let Err(e) = self.control.change_visibility(receipt_handle, delay).await {
             tracing::warn!(error = %e, "could not shorten the failed continuation's visibility; the queue's visibility timeout applies");
+        }
+    }
+
+    /// A control message asking for a completed job's reports.
+    async fn handle_report_request(
+        &self,
+        request: Result<ReportRequest, String>,
+    ) -> Result<(), IngestError> {
+        let request = match request {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::error!(%why, "not a valid report request: dropped");
+                return Ok(());
+            }
+        };
+        let Some(ledger) = self.ledger.as_ref() else {
+            tracing::error!(job = %request.job.label(), "a report request, but this function has no job ledger (LEDGER_TABLE): dropped");
+            return Ok(());
+        };
+        match job_reports::write_reports(
+            &self.store,
+            ledger.as_ref(),
+            self.notifier.as_ref(),
+            &request.job,
+        )
+        .await
+        {
+            Ok(outcome) => {
+                tracing::info!(job = %request.job.label(), ?outcome, "report request handled");
+                Ok(())
+            }
+            Err(ReportsError::NotAFile(label)) => {
+                tracing::error!(job = %label, "a report request for a job that is not an uploaded file: dropped");
+                Ok(())
+            }
+            Err(e) => Err(IngestError::Reports(e.to_string())),
         }
     }
 
@@ -463,12 +539,48 @@ impl<F: SourceFactory> Ingest<F> {
     }
 
     fn sink(&self, job: &Job) -> SqsSink {
-        SqsSink::new(
+        let sink = SqsSink::new(
             self.work.clone(),
             self.dlq.clone(),
             job.clone(),
             self.config.max_in_flight,
-        )
+        );
+        match &self.ledger {
+            Some(l) => sink.with_ledger(l.clone()),
+            None => sink,
+        }
+    }
+
+    /// The file is read to the end: the ledger learns how many rows the job expects, and when
+    /// the workers already recorded every one, this invocation completes the job.
+    async fn record_expected(&self, file: &FileRef, counts: &Counts) -> Result<(), IngestError> {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return Ok(());
+        };
+        let job = Job::S3 {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+            etag: file.etag.clone(),
+            run: Some(file.run.clone()),
+        };
+        let key = JobKey::of(&job);
+        let expected = counts.enqueued + counts.rejected_total();
+        ledger
+            .set_expected(&key, &job.label(), expected, counts.rows_read)
+            .await
+            .map_err(|e| IngestError::Reports(e.to_string()))?;
+        let now = now_rfc3339();
+        if let Some(summary) = crate::ledger::claim_if_complete(ledger.as_ref(), &key, &now)
+            .await
+            .map_err(|e| IngestError::Reports(e.to_string()))?
+        {
+            if let Err(e) = self.report_requests.request(&job).await {
+                let _ = ledger.release_completion(&key).await;
+                return Err(IngestError::Reports(e));
+            }
+            tracing::info!(job = %job.label(), rows = summary.done, "job complete: its reports are asked for");
+        }
+        Ok(())
     }
 
     /// Runs invocation `seq` of a file until it finishes or has to hand over: open or resume
@@ -550,6 +662,7 @@ impl<F: SourceFactory> Ingest<F> {
             bucket: file.bucket.clone(),
             key: file.key.clone(),
             etag: file.etag.clone(),
+            run: Some(file.run.clone()),
         };
         let progress = resume::load_progress(&self.store, file, seq).await?;
         let replay = resume::replay_of(progress.as_ref());
@@ -661,6 +774,7 @@ impl<F: SourceFactory> Ingest<F> {
     ) -> Result<FileOutcome, IngestError> {
         let report = inv.report(file, Status::Complete, seq);
         let counts = inv.engine.proc.counts.clone();
+        self.record_expected(file, &counts).await?;
         resume::put_report(&self.store, &file.bucket, &file.report_key(), &report).await?;
         tracing::info!(
             key = %file.key, run = %file.run, rows_read = counts.rows_read, enqueued = counts.enqueued,

@@ -348,6 +348,7 @@ impl Processor {
         reason: Reason,
         detail: String,
         request: serde_json::Value,
+        user: Option<String>,
     ) -> Result<OutMessage, serde_json::Error> {
         self.counts.reject(reason);
         let entry = DlqEntry {
@@ -359,6 +360,7 @@ impl Processor {
             column,
             request,
             stage: STAGE.to_string(),
+            user,
         };
         OutMessage::dlq(&entry)
     }
@@ -410,7 +412,11 @@ impl Processor {
         e: RowError,
     ) -> Result<Option<(Tag, Dest, OutMessage)>, serde_json::Error> {
         let request = self.raw_request(raw);
-        let msg = self.reject(e.row, e.column, e.reason, e.detail, request)?;
+        let user = self
+            .user_column
+            .and_then(|c| raw.cell(c))
+            .and_then(|cell| crate::user::validate_user(cell).ok());
+        let msg = self.reject(e.row, e.column, e.reason, e.detail, request, user)?;
         Ok(Some((tag, Dest::Dlq, msg)))
     }
 
@@ -427,8 +433,14 @@ impl Processor {
                     pass: Pass::Main,
                     row: e.row,
                 };
-                let msg =
-                    self.reject(e.row, e.column, e.reason, e.detail, serde_json::Value::Null)?;
+                let msg = self.reject(
+                    e.row,
+                    e.column,
+                    e.reason,
+                    e.detail,
+                    serde_json::Value::Null,
+                    None,
+                )?;
                 return Ok(Some((tag, Dest::Dlq, msg)));
             }
         };

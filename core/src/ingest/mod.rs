@@ -8,18 +8,20 @@
 //! - [`claim`]: which invocation reads a file, over that port.
 //! - [`resume`]: what an invocation reads from and decides by the checkpoints, over that port.
 //! - [`driver`]: the Lambda-facing orchestration of S3 events and continuations.
+//! - [`job_reports`]: a completed job's results CSV, HTML report and notification.
 
 pub mod checkpoints;
 pub mod claim;
 pub mod driver;
 pub mod engine;
+pub mod job_reports;
 pub mod resume;
 pub mod sqs_sink;
 pub mod store;
 
 /// The function's settings live with all configuration ([`crate::config`]).
 pub use crate::config::IngestConfig;
-pub use checkpoints::{report_key, Report, Status};
+pub use checkpoints::{now_rfc3339, report_key, Report, Status};
 pub use driver::{FileOutcome, Ingest, IngestError, S3Source, S3Sources, SourceFactory};
 pub use engine::{
     run_to_end, Advance, ByteStream, BytesSource, Counts, Cursor, Dest, Engine, FileSource,

@@ -1,6 +1,9 @@
 //! The ingest's [`Sink`] on SQS: requests to the work queue, rejects to the DLQ, 10 entries per
 //! `SendMessageBatch`, several calls in flight, and an exact account of what is confirmed sent.
 //!
+//! With a job ledger, every reject is recorded there too once its batch is confirmed (the
+//! ledger counts a row once, so a replayed reject is not counted again).
+//!
 //! A message SQS refuses for its content (a character it does not take, too large: whatever the
 //! checks before it missed) does not fail the file: its row is dead-lettered on its own, with SQS's
 //! reason, and the engine counts it as rejected (`invalid_row`) instead of enqueued.
@@ -8,12 +11,15 @@
 use super::engine::{Dest, Sink, SinkError, Tag, STAGE};
 use crate::aws::sqs::{OutMessage, SqsError, SqsSender, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 use crate::dlq::DlqEntry;
+use crate::ledger::{JobKey, LedgerPort, RowRecord, Stage, REJECTED};
 use crate::message::{Job, MESSAGE_VERSION};
 use crate::reason::Reason;
+use std::sync::Arc;
 use tokio::task::JoinSet;
 
-/// Confirmed tags, tags of work-queue messages dead-lettered instead, and the batch's result.
-type BatchResult = (Vec<Tag>, Vec<Tag>, Result<(), SqsError>);
+/// Confirmed tags, tags of work-queue messages dead-lettered instead, the rejects confirmed
+/// (for the ledger), and the batch's result.
+type BatchResult = (Vec<Tag>, Vec<Tag>, Vec<RowRecord>, Result<(), SqsError>);
 
 pub struct SqsSink {
     queue: SqsSender,
@@ -28,6 +34,9 @@ pub struct SqsSink {
     rerouted: Vec<Tag>,
     /// Messages confirmed in all.
     pub sent: u64,
+    /// The job ledger, the job's key and label, and the rejects confirmed but not recorded yet.
+    ledger: Option<(Arc<dyn LedgerPort>, JobKey, String)>,
+    unrecorded: Vec<RowRecord>,
 }
 
 impl SqsSink {
@@ -42,7 +51,33 @@ impl SqsSink {
             confirmed: Vec::new(),
             rerouted: Vec::new(),
             sent: 0,
+            ledger: None,
+            unrecorded: Vec::new(),
         }
+    }
+
+    /// Records every confirmed reject in `ledger` as well.
+    pub fn with_ledger(mut self, ledger: Arc<dyn LedgerPort>) -> SqsSink {
+        let key = JobKey::of(&self.job);
+        let label = self.job.label();
+        self.ledger = Some((ledger, key, label));
+        self
+    }
+
+    /// Writes the rejects confirmed so far to the ledger.
+    async fn record_rejects(&mut self) -> Result<(), SinkError> {
+        let Some((ledger, key, label)) = self.ledger.as_ref() else {
+            return Ok(());
+        };
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        ledger
+            .record(key, label, &self.unrecorded)
+            .await
+            .map_err(|e| SinkError(e.to_string()))?;
+        self.unrecorded.clear();
+        Ok(())
     }
 
     fn index(dest: Dest) -> usize {
@@ -67,6 +102,7 @@ impl SqsSink {
             (Dest::Dlq, self.dlq.clone())
         };
         let (dlq, job) = (self.dlq.clone(), self.job.clone());
+        let keep = self.ledger.is_some();
         self.in_flight.spawn(async move {
             let (tags, msgs): (Vec<Tag>, Vec<OutMessage>) = batch.into_iter().unzip();
             let sent = sender.send_batch_tracked(&msgs).await;
@@ -75,20 +111,33 @@ impl SqsSink {
                 .iter()
                 .filter_map(|&i| tags.get(i).copied())
                 .collect();
+            let mut records: Vec<RowRecord> = if keep && dest == Dest::Dlq {
+                sent.ok
+                    .iter()
+                    .filter_map(|&i| Some(reject_record(tags.get(i)?.row, msgs.get(i)?)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut rerouted = Vec::new();
             for (i, why) in sent.refused {
                 let (Some(tag), Some(msg)) = (tags.get(i), msgs.get(i)) else {
                     continue;
                 };
-                if let Err(e) = dead_letter_refused(&dlq, &job, *tag, dest, msg, &why).await {
-                    return (confirmed, rerouted, Err(e));
+                match dead_letter_refused(&dlq, &job, *tag, dest, msg, &why).await {
+                    Err(e) => return (confirmed, rerouted, records, Err(e)),
+                    Ok(entry) => {
+                        if keep {
+                            records.push(entry_record(tag.row, &entry));
+                        }
+                    }
                 }
                 confirmed.push(*tag);
                 if dest == Dest::Queue {
                     rerouted.push(*tag);
                 }
             }
-            (confirmed, rerouted, sent.result)
+            (confirmed, rerouted, records, sent.result)
         });
         Ok(())
     }
@@ -97,10 +146,11 @@ impl SqsSink {
         match self.in_flight.join_next().await {
             None => Ok(()),
             Some(Err(e)) => Err(SinkError(format!("a send task failed: {e}"))),
-            Some(Ok((tags, rerouted, result))) => {
+            Some(Ok((tags, rerouted, records, result))) => {
                 self.sent += tags.len() as u64;
                 self.confirmed.extend(tags);
                 self.rerouted.extend(rerouted);
+                self.unrecorded.extend(records);
                 result.map_err(|e| SinkError(e.to_string()))
             }
         }
@@ -117,7 +167,7 @@ async fn dead_letter_refused(
     dest: Dest,
     msg: &OutMessage,
     why: &str,
-) -> Result<(), SqsError> {
+) -> Result<DlqEntry, SqsError> {
     let body: serde_json::Value = serde_json::from_str(&msg.body).unwrap_or_default();
     let mut entry = match dest {
         Dest::Queue => DlqEntry {
@@ -131,6 +181,7 @@ async fn dead_letter_refused(
             column: None,
             request: body,
             stage: STAGE.to_string(),
+            user: None,
         },
         Dest::Dlq => DlqEntry {
             v: MESSAGE_VERSION,
@@ -147,6 +198,7 @@ async fn dead_letter_refused(
             column: body["column"].as_str().map(str::to_string),
             request: serde_json::Value::Null,
             stage: STAGE.to_string(),
+            user: None,
         },
     };
     tracing::warn!(
@@ -159,7 +211,7 @@ async fn dead_letter_refused(
         let sent = dlq.send_batch_tracked(std::slice::from_ref(&m)).await;
         sent.result?;
         if !sent.ok.is_empty() {
-            return Ok(());
+            return Ok(entry);
         }
         if let Some((_, w)) = sent.refused.into_iter().next() {
             last = w;
@@ -173,6 +225,40 @@ async fn dead_letter_refused(
         code: code.to_string(),
         message: message.to_string(),
     })
+}
+
+/// The ledger's record of a reject sent to the DLQ (its body is the [`DlqEntry`]).
+fn reject_record(row: u64, msg: &OutMessage) -> RowRecord {
+    match serde_json::from_str::<DlqEntry>(&msg.body) {
+        Ok(entry) => entry_record(row, &entry),
+        Err(_) => RowRecord {
+            row: Some(row),
+            user: String::new(),
+            outcome: REJECTED.into(),
+            reason: Reason::InvalidRow.as_str().into(),
+            detail: String::new(),
+            at: super::now_rfc3339(),
+            deliveries: 1,
+            stage: Stage::Ingest,
+        },
+    }
+}
+
+fn entry_record(row: u64, entry: &DlqEntry) -> RowRecord {
+    let detail = match &entry.column {
+        Some(c) => format!("column '{c}': {}", entry.detail),
+        None => entry.detail.clone(),
+    };
+    RowRecord {
+        row: Some(row),
+        user: entry.user.clone().unwrap_or_default(),
+        outcome: REJECTED.into(),
+        reason: entry.reason.as_str().into(),
+        detail: crate::mask::mask_numbers_in_text(&detail),
+        at: super::now_rfc3339(),
+        deliveries: 1,
+        stage: Stage::Ingest,
+    }
 }
 
 impl Sink for SqsSink {
@@ -201,6 +287,7 @@ impl Sink for SqsSink {
         match first {
             Some(e) => Err(e),
             None => {
+                self.record_rejects().await?;
                 self.confirmed.clear();
                 Ok(())
             }
@@ -212,6 +299,10 @@ impl Sink for SqsSink {
         self.buffers = [(Vec::new(), 0), (Vec::new(), 0)];
         while !self.in_flight.is_empty() {
             let _ = self.join_one().await;
+        }
+        // A retry does not send these rejects again: record them now, or say where they are.
+        if let Err(e) = self.record_rejects().await {
+            tracing::error!(error = %e, rejects = self.unrecorded.len(), "rejects sent to the DLQ could not be recorded in the job ledger: `mfa-preload status --reconcile` records them from the DLQ");
         }
         std::mem::take(&mut self.confirmed)
     }

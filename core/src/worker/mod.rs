@@ -49,6 +49,7 @@ use crate::dlq::{attributes as dlq_attributes, DlqEntry, DlqPort};
 use crate::graph::error::ConfigFault;
 use crate::graph::GraphClient;
 use crate::lambda::unix_ms;
+use crate::ledger::{JobKey, LedgerPort, ReportRequests, RowRecord, Stage, FAILED, REJECTED};
 use crate::mask::mask_numbers_in_text;
 use crate::message::{is_user_id, parse_request, Job, Request, MESSAGE_VERSION};
 use crate::reason::{Outcome, Reason};
@@ -149,6 +150,10 @@ pub struct MessageReport {
     /// For a retry: when the message should be visible again (`None`: the queue's visibility
     /// timeout).
     pub retry_in: Option<Duration>,
+    /// The job the message names, when readable (for the job ledger).
+    pub job: Option<Job>,
+    /// What the log line says about the outcome (numbers masked).
+    pub detail: String,
 }
 
 /// Message ids SQS must deliver again.
@@ -212,6 +217,9 @@ pub struct Worker {
     dlq_failures: Mutex<Vec<String>>,
     /// Users never changed (`PROTECTED_USERS`).
     protected: Option<Arc<protected::ProtectedUsers>>,
+    /// The job ledger and where a completed job's reports are asked for.
+    ledger: Option<Arc<dyn LedgerPort>>,
+    reports: Option<Arc<dyn ReportRequests>>,
 }
 
 /// How often a running worker publishes the certificate's days to expiry.
@@ -253,6 +261,8 @@ impl Worker {
             expiry_published: Mutex::new(None),
             dlq_failures: Mutex::new(Vec::new()),
             protected: None,
+            ledger: None,
+            reports: None,
         }
     }
 
@@ -276,6 +286,18 @@ impl Worker {
     /// `protected_user`.
     pub fn with_protected(mut self, protected: protected::ProtectedUsers) -> Worker {
         self.protected = (!protected.is_empty()).then(|| Arc::new(protected));
+        self
+    }
+
+    /// Records every final outcome in `ledger`; a job that this completes gets its reports
+    /// asked for through `reports`.
+    pub fn with_ledger(
+        mut self,
+        ledger: Arc<dyn LedgerPort>,
+        reports: Option<Arc<dyn ReportRequests>>,
+    ) -> Worker {
+        self.ledger = Some(ledger);
+        self.reports = reports;
         self
     }
 
@@ -467,8 +489,89 @@ impl Worker {
             };
             reports.push(report);
         }
+        self.record_outcomes(&messages, &mut reports).await;
         self.settle(&messages, &mut reports).await;
         reports
+    }
+
+    /// Records the batch's final outcomes in the job ledger, one write per job; a job this
+    /// completes gets its reports asked for. When the ledger refuses, the messages go back to
+    /// the queue (their next delivery records them; a dead-lettered one is then sent to the DLQ
+    /// again) unless it was their last delivery, which is logged as an error.
+    async fn record_outcomes(&self, messages: &[InboundMessage], reports: &mut [MessageReport]) {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return;
+        };
+        let at = crate::ingest::now_rfc3339();
+        let mut by_job: std::collections::BTreeMap<JobKey, (Job, Vec<usize>, Vec<RowRecord>)> =
+            std::collections::BTreeMap::new();
+        for (i, (m, r)) in messages.iter().zip(reports.iter()).enumerate() {
+            let (Some(job), Some(record)) = (r.job.as_ref(), ledger_record(m, r, &at)) else {
+                continue;
+            };
+            let e = by_job
+                .entry(JobKey::of(job))
+                .or_insert_with(|| (job.clone(), Vec::new(), Vec::new()));
+            e.1.push(i);
+            // A message delivered twice in the batch is one row.
+            if !e.2.iter().any(|x| x.item_key() == record.item_key()) {
+                e.2.push(record);
+            }
+        }
+        for (key, (job, indices, rows)) in by_job {
+            match ledger.record(&key, &job.label(), &rows).await {
+                Ok(_) => self.after_record(ledger.as_ref(), &key, &job, &at).await,
+                Err(e) => {
+                    let mut returned = 0usize;
+                    for &i in &indices {
+                        if messages[i].receive_count >= self.config.max_receive_count {
+                            continue;
+                        }
+                        let reason = match reports[i].disposition {
+                            Disposition::DeadLettered(r) => r,
+                            _ => Reason::RetriesExhausted,
+                        };
+                        reports[i].disposition = Disposition::Retry(reason);
+                        reports[i].retry_in = Some(LEDGER_RETRY);
+                        returned += 1;
+                    }
+                    tracing::error!(job = %job.label(), error = %e, rows = rows.len(), returned, "cannot record outcomes in the job ledger: the messages go back to the queue (those on their last delivery are missing from the ledger; `mfa-preload status --reconcile` finds dead-lettered ones)");
+                    crate::metrics::emit(
+                        "worker",
+                        &[("LedgerWriteFailed", rows.len() as f64)],
+                        &[],
+                    );
+                }
+            }
+        }
+    }
+
+    /// After a write to `job`: when it is complete now, claims that (once, across every
+    /// worker) and asks for its reports; a request that cannot be sent gives the claim back.
+    async fn after_record(&self, ledger: &dyn LedgerPort, key: &JobKey, job: &Job, at: &str) {
+        let Some(requests) = self.reports.as_ref() else {
+            return;
+        };
+        match crate::ledger::claim_if_complete(ledger, key, at).await {
+            Ok(Some(summary)) => match requests.request(job).await {
+                Ok(()) => tracing::info!(
+                    job = %job.label(),
+                    rows = summary.done,
+                    needing_action = summary.needing_action(),
+                    "job complete: its reports are asked for"
+                ),
+                Err(e) => {
+                    tracing::error!(job = %job.label(), error = %e, "job complete, but its reports could not be asked for: the claim is given back");
+                    if let Err(e) = ledger.release_completion(key).await {
+                        tracing::error!(job = %job.label(), error = %e, "cannot give back the completion claim: run `mfa-preload status --reconcile` to write the reports");
+                    }
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(job = %job.label(), error = %e, "cannot check whether the job is complete")
+            }
+        }
     }
 
     /// One message on its own (a batch of one).
@@ -482,6 +585,8 @@ impl Worker {
             result: None,
             redriven: false,
             retry_in: None,
+            job: None,
+            detail: String::new(),
         })
     }
 
@@ -629,6 +734,7 @@ impl Worker {
                 column: None,
                 request,
                 stage: STAGE.to_string(),
+                user: None,
             };
             self.dead_letter(m, entry).await
         } else {
@@ -653,6 +759,8 @@ impl Worker {
             result: None,
             redriven: false,
             retry_in: None,
+            job,
+            detail,
         }
     }
 
@@ -729,6 +837,8 @@ impl Worker {
                 result: None,
                 redriven,
                 retry_in: None,
+                job: Some(req.job.clone()),
+                detail,
             };
         }
         let mut retry_in = None;
@@ -810,6 +920,8 @@ impl Worker {
             result,
             redriven,
             retry_in,
+            job: Some(req.job.clone()),
+            detail: mask_numbers_in_text(&detail),
         }
     }
 
@@ -824,6 +936,7 @@ impl Worker {
             column: None,
             request: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
             stage: STAGE.to_string(),
+            user: Some(req.user.clone()),
         }
     }
 
@@ -846,6 +959,7 @@ impl Worker {
             column: None,
             request,
             stage: STAGE.to_string(),
+            user: None,
         };
         let disposition = self.dead_letter(m, entry).await;
         let user = user.filter(|u| is_user_id(u));
@@ -867,6 +981,8 @@ impl Worker {
             result: None,
             redriven,
             retry_in: None,
+            job,
+            detail: mask_numbers_in_text(&detail),
         }
     }
 
@@ -939,6 +1055,41 @@ fn batch_plan(messages: &[InboundMessage]) -> (Vec<Vec<usize>>, Vec<Option<usize
     }
     (chains, duplicate_of)
 }
+
+/// A message's final outcome as the ledger records it; `None` for a message not done yet.
+fn ledger_record(m: &InboundMessage, r: &MessageReport, at: &str) -> Option<RowRecord> {
+    let (outcome, reason) = match r.disposition {
+        Disposition::Done(o) => (o.as_str().to_string(), String::new()),
+        Disposition::DeadLettered(reason) => (
+            if reason == Reason::RetriesExhausted {
+                FAILED
+            } else {
+                REJECTED
+            }
+            .to_string(),
+            reason.as_str().to_string(),
+        ),
+        Disposition::Retry(_) | Disposition::Requeued(_) => return None,
+    };
+    // The same detail as the CLI's results file (with the writes made).
+    let detail = match &r.result {
+        Some(res) => crate::results::ResultRow::from_user_result(0, "", res).detail,
+        None => r.detail.clone(),
+    };
+    Some(RowRecord {
+        row: r.row,
+        user: r.user.clone().unwrap_or_default(),
+        outcome,
+        reason,
+        detail: mask_numbers_in_text(&detail),
+        at: at.to_string(),
+        deliveries: m.receive_count,
+        stage: Stage::Worker,
+    })
+}
+
+/// How soon a message whose outcome the ledger refused comes back.
+pub const LEDGER_RETRY: Duration = Duration::from_secs(30);
 
 /// Delay of a fresh copy sent because the DLQ refused the message on its last delivery.
 pub const DLQ_RETRY_DELAY: Duration = Duration::from_secs(60);

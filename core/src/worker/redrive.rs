@@ -117,6 +117,7 @@ mod tests {
             column: None,
             request,
             stage: stage.into(),
+            user: None,
         }
     }
 

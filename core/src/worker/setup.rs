@@ -183,6 +183,27 @@ where
         }
         None => worker,
     };
+    let worker = match crate::config::LedgerSettings::from_lookup(&lookup)? {
+        Some(l) => {
+            let ledger = Arc::new(crate::aws::ledger::DynamoLedger::with_retention_days(
+                crate::aws::clients::dynamodb_client(sdk),
+                &l.table,
+                l.retention_days,
+            ));
+            let reports = l.control_queue_url.as_deref().map(|url| {
+                Arc::new(crate::ingest::job_reports::SqsReportRequests::new(
+                    crate::aws::sqs::SqsSender::new(sqs.clone(), url),
+                    url,
+                )) as Arc<dyn crate::ledger::ReportRequests>
+            });
+            if reports.is_none() {
+                tracing::warn!("CONTROL_QUEUE_URL is not set: completed jobs are recorded, but their reports are not asked for");
+            }
+            tracing::info!(table = %l.table, retention_days = l.retention_days, "job ledger configured");
+            worker.with_ledger(ledger, reports)
+        }
+        None => worker,
+    };
     Ok(match queue_url {
         Some(url) => worker.with_queue(Arc::new(SqsWorkQueue::new(sqs, url))),
         None => {
