@@ -245,20 +245,7 @@ fn reject_record(row: u64, msg: &OutMessage) -> RowRecord {
 }
 
 fn entry_record(row: u64, entry: &DlqEntry) -> RowRecord {
-    let detail = match &entry.column {
-        Some(c) => format!("column '{c}': {}", entry.detail),
-        None => entry.detail.clone(),
-    };
-    RowRecord {
-        row: Some(row),
-        user: entry.user.clone().unwrap_or_default(),
-        outcome: REJECTED.into(),
-        reason: entry.reason.as_str().into(),
-        detail: crate::mask::mask_numbers_in_text(&detail),
-        at: super::now_rfc3339(),
-        deliveries: 1,
-        stage: Stage::Ingest,
-    }
+    RowRecord::of_dlq_entry(entry, Some(row), &super::now_rfc3339(), Stage::Ingest)
 }
 
 impl Sink for SqsSink {

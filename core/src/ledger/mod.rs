@@ -136,6 +136,40 @@ impl RowRecord {
         self.outcome == REJECTED || self.outcome == FAILED
     }
 
+    /// The outcome of a row dead-lettered for `reason`: `failed` when its transient failures
+    /// outlasted every delivery, else `rejected`.
+    pub fn outcome_of(reason: crate::reason::Reason) -> &'static str {
+        if reason == crate::reason::Reason::RetriesExhausted {
+            FAILED
+        } else {
+            REJECTED
+        }
+    }
+
+    /// The record of a DLQ entry (its column named in the detail, numbers masked); `row` when
+    /// the caller knows it better than the entry.
+    pub fn of_dlq_entry(
+        entry: &crate::dlq::DlqEntry,
+        row: Option<u64>,
+        at: &str,
+        stage: Stage,
+    ) -> RowRecord {
+        let detail = match &entry.column {
+            Some(c) => format!("column '{c}': {}", entry.detail),
+            None => entry.detail.clone(),
+        };
+        RowRecord {
+            row: row.or(entry.row),
+            user: entry.user.clone().unwrap_or_default(),
+            outcome: RowRecord::outcome_of(entry.reason).into(),
+            reason: entry.reason.as_str().into(),
+            detail: crate::mask::mask_numbers_in_text(&detail),
+            at: at.to_string(),
+            deliveries: 1,
+            stage,
+        }
+    }
+
     /// The detail cut to [`MAX_DETAIL_CHARS`].
     pub fn bounded(mut self) -> RowRecord {
         if self.detail.chars().count() > MAX_DETAIL_CHARS {

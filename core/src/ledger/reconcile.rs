@@ -11,10 +11,9 @@ use async_trait::async_trait;
 
 use super::{
     claim_if_complete, JobKey, JobSummary, LedgerError, LedgerPort, ReportRequests, RowRecord,
-    Stage, FAILED, REJECTED,
+    Stage, FAILED,
 };
 use crate::dlq::DlqEntry;
-use crate::mask::mask_numbers_in_text;
 use crate::message::{parse_request, Job};
 use crate::reason::Reason;
 
@@ -78,35 +77,20 @@ pub fn record_of(m: &PeekedMessage, at: &str) -> Option<(Job, RowRecord)> {
             Some((req.job, record))
         }
         Some(_) => {
-            let entry: DlqEntry = serde_json::from_str(&m.body).ok()?;
+            let mut entry: DlqEntry = serde_json::from_str(&m.body).ok()?;
             let job = entry.job.clone()?;
-            let user = entry.user.clone().or_else(|| {
-                entry
+            // An entry written before entries named their user: the request's own.
+            if entry.user.is_none() {
+                entry.user = entry
                     .request
                     .get("user")
                     .and_then(|u| u.as_str())
-                    .map(str::to_string)
-            });
-            let detail = match &entry.column {
-                Some(c) => format!("column '{c}': {}", entry.detail),
-                None => entry.detail.clone(),
-            };
-            let record = RowRecord {
-                row: entry.row,
-                user: user.unwrap_or_default(),
-                outcome: if entry.reason == Reason::RetriesExhausted {
-                    FAILED
-                } else {
-                    REJECTED
-                }
-                .into(),
-                reason: entry.reason.as_str().into(),
-                detail: mask_numbers_in_text(&detail),
-                at: at.to_string(),
-                deliveries: 1,
-                stage: Stage::Reconcile,
-            };
-            Some((job, record))
+                    .map(str::to_string);
+            }
+            Some((
+                job,
+                RowRecord::of_dlq_entry(&entry, None, at, Stage::Reconcile),
+            ))
         }
     }
 }
@@ -171,6 +155,7 @@ pub async fn reconcile(
 mod tests {
     use super::*;
     use crate::ledger::memory::MemoryLedger;
+    use crate::ledger::REJECTED;
     use std::sync::Mutex;
 
     struct Peek(Vec<PeekedMessage>);

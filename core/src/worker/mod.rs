@@ -49,7 +49,7 @@ use crate::dlq::{attributes as dlq_attributes, DlqEntry, DlqPort};
 use crate::graph::error::ConfigFault;
 use crate::graph::GraphClient;
 use crate::lambda::unix_ms;
-use crate::ledger::{JobKey, LedgerPort, ReportRequests, RowRecord, Stage, FAILED, REJECTED};
+use crate::ledger::{JobKey, LedgerPort, ReportRequests, RowRecord, Stage};
 use crate::mask::mask_numbers_in_text;
 use crate::message::{is_user_id, parse_request, Job, Request, MESSAGE_VERSION};
 use crate::reason::{Outcome, Reason};
@@ -1061,12 +1061,7 @@ fn ledger_record(m: &InboundMessage, r: &MessageReport, at: &str) -> Option<RowR
     let (outcome, reason) = match r.disposition {
         Disposition::Done(o) => (o.as_str().to_string(), String::new()),
         Disposition::DeadLettered(reason) => (
-            if reason == Reason::RetriesExhausted {
-                FAILED
-            } else {
-                REJECTED
-            }
-            .to_string(),
+            RowRecord::outcome_of(reason).to_string(),
             reason.as_str().to_string(),
         ),
         Disposition::Retry(_) | Disposition::Requeued(_) => return None,
