@@ -7,7 +7,7 @@
 # WORKER_BASELINE (users timed the sequential way; WORKER_USERS by default, i.e. measured, not
 # extrapolated), WORKER_LONG_USERS (40000; two longer engine runs, within and past Graph's write cap, 0
 # to skip), SHARED_USERS (30000; users of the several-instances runs, 0 to skip), SHARED_INSTANCES
-# (1,4,16), LEDGER_USERS (5000; users per pass of the job-ledger comparison, 0 to skip; it needs the
+# (1,4,16), LEDGER_USERS (30000; users per pass of the job-ledger comparison, 0 to skip; it needs the
 # moto server from the virtualenv scripts/test.sh installs), BENCH_DIR (scratch directory for the
 # generated CSV files; 10M rows take about 0.7 GB).
 set -euo pipefail
@@ -20,7 +20,7 @@ baseline="${WORKER_BASELINE:-$users}"
 long_users="${WORKER_LONG_USERS:-40000}"
 shared_users="${SHARED_USERS:-30000}"
 shared_instances="${SHARED_INSTANCES:-1,4,16}"
-ledger_users="${LEDGER_USERS:-5000}"
+ledger_users="${LEDGER_USERS:-30000}"
 venv=${MFA_PRELOAD_VENV:-"${MFA_PRELOAD_CACHE:-$HOME/.cache/mfa-preload}/venv"}
 scratch="${BENCH_DIR:-$(mktemp -d)}"
 out="$root/BENCHMARKS.md"
@@ -172,11 +172,12 @@ EOF
 
 ## The job ledger's cost
 
-The worker as Lambda runs it (10 execution environments, batches of 10 messages, one shared
-Graph client against the simulator with Graph's large-tenant budget and 50 ms latency), once
-without the job ledger and once recording every batch's outcomes in DynamoDB through the real
-adapter (the moto server), alternating, twice each, in one run. Write units are counted from
-the transactions sent (2 per item of up to 1 KB).
+The worker as Lambda runs it (10 execution environments, batches of 10 and of 100 messages, at
+most 16 users in flight per invocation as \`WorkerUserConcurrency\` defaults to, one shared Graph
+client against the simulator with Graph's large-tenant budget and 50 ms latency), once without
+the job ledger and once recording every batch's outcomes in DynamoDB through the real adapter
+(the moto server), alternating, twice each, per batch size, in one run. Write units are counted
+from the transactions sent (2 per item of up to 1 KB).
 
 \`\`\`
 target/release/worker-bench --ledger-compare --users $ledger_users --new-share 0.05

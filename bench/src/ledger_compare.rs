@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use graph_sim::{GraphSim, SimConfig};
-use mfa_preload_core::aws::ledger::{DynamoLedger, MAX_ROWS_PER_TRANSACTION};
+use mfa_preload_core::aws::ledger::{DynamoLedger, MAX_ROWS_PER_TRANSACTION, SHARDS};
 use mfa_preload_core::dlq::MemoryDlq;
 use mfa_preload_core::graph::LimiterConfig;
 use mfa_preload_core::ledger::{
@@ -23,9 +23,11 @@ use mfa_preload_core::worker::{Disposition, InboundMessage, Worker, WorkerConfig
 
 use super::{client, fixture, seed_and_requests, Args, CLIENT_ID, TENANT};
 
-/// Execution environments (the event source's maximum concurrency) and messages per batch.
+/// Execution environments (the event source's maximum concurrency).
 const ENVS: usize = 10;
-const BATCH: usize = 10;
+/// Users in flight per invocation: the template's `WorkerUserConcurrency` default (a batch of
+/// fewer users has them all in flight).
+const USER_CONCURRENCY: usize = 16;
 
 /// Counts what goes through the ledger, for the write units.
 struct Counting {
@@ -102,9 +104,10 @@ struct Pass {
     done: usize,
 }
 
-/// One pass: every message through `ENVS` workers in batches of `BATCH`.
+/// One pass: every message through `ENVS` workers in batches of `batch`.
 async fn pass(
     a: &Args,
+    batch: usize,
     sim: &GraphSim,
     prefix: &str,
     ledger: Option<(Arc<Counting>, Arc<Requests>)>,
@@ -150,7 +153,7 @@ async fn pass(
             engine.clone(),
             Arc::new(MemoryDlq::new()),
             WorkerConfig {
-                concurrency: BATCH,
+                concurrency: batch.min(USER_CONCURRENCY),
                 max_receive_count: 5,
                 ..WorkerConfig::default()
             },
@@ -166,7 +169,7 @@ async fn pass(
             loop {
                 let batch: Vec<InboundMessage> = {
                     let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = q.len().min(BATCH);
+                    let n = q.len().min(batch);
                     q.drain(..n).collect()
                 };
                 if batch.is_empty() {
@@ -207,86 +210,94 @@ pub(super) async fn run(a: &Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     sim.register_app(TENANT, CLIENT_ID, &fixture("test-app.crt.pem")?);
     println!(
-        "ledger compare: {} users per pass, {ENVS} environments x batches of {BATCH}, simulator latency {} ms, {} RU / {} s; ledger: DynamoDB table {table} on {}",
+        "ledger compare: {} users per pass, {ENVS} environments, batches of {:?} ({USER_CONCURRENCY} users in flight per invocation at most), simulator latency {} ms, {} RU / {} s; ledger: DynamoDB table {table} on {}",
         a.users,
+        a.ledger_batches,
         a.latency_ms,
         a.ru,
         a.window_s,
         std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
     );
-    let counting = Arc::new(Counting {
-        inner: DynamoLedger::with_retention_days(ddb, &table, 1),
-        records: AtomicU64::new(0),
-        rows: AtomicU64::new(0),
-        wcu: AtomicU64::new(0),
-        other_writes: AtomicU64::new(0),
-        summaries: AtomicU64::new(0),
-    });
-    let requests = Arc::new(Requests::default());
-    // Alternate the two, twice each, so drift on the machine falls on both.
-    let mut without = Vec::new();
-    let mut with = Vec::new();
-    for round in 0..2 {
-        // A pause between passes lets the simulator's budget refill.
-        tokio::time::sleep(Duration::from_secs(a.window_s)).await;
-        without.push(pass(a, &sim, &format!("n{round}"), None).await?);
-        tokio::time::sleep(Duration::from_secs(a.window_s)).await;
-        with.push(
-            pass(
-                a,
-                &sim,
-                &format!("l{round}"),
-                Some((counting.clone(), requests.clone())),
-            )
-            .await?,
-        );
+    let mut table_rows = Vec::new();
+    let mut summaries = Vec::new();
+    for &batch in &a.ledger_batches {
+        let counting = Arc::new(Counting {
+            inner: DynamoLedger::with_retention_days(ddb.clone(), &table, 1),
+            records: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            wcu: AtomicU64::new(0),
+            other_writes: AtomicU64::new(0),
+            summaries: AtomicU64::new(0),
+        });
+        let requests = Arc::new(Requests::default());
+        // Alternate the two, twice each, so drift on the machine falls on both.
+        let mut without = Vec::new();
+        let mut with = Vec::new();
+        for round in 0..2 {
+            // A pause between passes lets the simulator's budget refill.
+            tokio::time::sleep(Duration::from_secs(a.window_s)).await;
+            without.push(pass(a, batch, &sim, &format!("b{batch}n{round}"), None).await?);
+            tokio::time::sleep(Duration::from_secs(a.window_s)).await;
+            with.push(
+                pass(
+                    a,
+                    batch,
+                    &sim,
+                    &format!("b{batch}l{round}"),
+                    Some((counting.clone(), requests.clone())),
+                )
+                .await?,
+            );
+        }
+        let rate = |p: &[Pass]| {
+            let users: usize = p.iter().map(|x| x.done).sum();
+            let secs: f64 = p.iter().map(|x| x.elapsed.as_secs_f64()).sum();
+            users as f64 / secs.max(1e-9)
+        };
+        let (r0, r1) = (rate(&without), rate(&with));
+        for (name, p) in without
+            .iter()
+            .map(|p| ("without ledger", p))
+            .chain(with.iter().map(|p| ("with ledger", p)))
+        {
+            table_rows.push(format!(
+                "| {batch} | {name} | {} | {:.1} s | {:.0} |",
+                p.done,
+                p.elapsed.as_secs_f64(),
+                p.done as f64 / p.elapsed.as_secs_f64().max(1e-9)
+            ));
+        }
+        let rows = counting.rows.load(Ordering::Relaxed).max(1);
+        let wcu =
+            counting.wcu.load(Ordering::Relaxed) + counting.other_writes.load(Ordering::Relaxed);
+        let per_user = wcu as f64 / rows as f64;
+        let records = counting.records.load(Ordering::Relaxed);
+        let reads = counting.summaries.load(Ordering::Relaxed);
+        // On-demand prices (us-east-1): $0.625 per million write request units, $0.125 per
+        // million read request units. Reads: one summary check per batch (a consistent
+        // BatchGetItem of the header and the counter shards: 1 unit per item, each rounded up to
+        // 4 KB), and the reports' Query of every row once (about 250 bytes a row, 4 KB per unit).
+        let reads_per_user = (1 + SHARDS) as f64 / batch as f64 + 250.0 / 4096.0;
+        let cost = 100_000.0 * (per_user * 0.625 + reads_per_user * 0.125) / 1e6;
+        summaries.push(format!(
+            "batches of {batch}: users/s without the ledger {r0:.0}, with it {r1:.0}: the ledger costs {:.1}% of users/s\n\
+             batches of {batch}: {records} record calls for {rows} rows, {wcu} write units ({per_user:.2} per user: 2 per item of a transaction, rows + one counter shard per transaction of up to {MAX_ROWS_PER_TRANSACTION} rows, plus the expected count and the completion claim); {reads} summary reads ({} DynamoDB requests per user); {} report requests\n\
+             batches of {batch}: cost per 100,000 users at on-demand prices: {:.0} WRU x $0.625/M + {:.0} RRU x $0.125/M = ${cost:.3}",
+            100.0 * (1.0 - r1 / r0.max(1e-9)),
+            format_args!("{:.2}", (records * (batch.div_ceil(MAX_ROWS_PER_TRANSACTION) as u64) + reads) as f64 / rows as f64),
+            requests.0.load(Ordering::Relaxed),
+            100_000.0 * per_user,
+            100_000.0 * reads_per_user
+        ));
     }
-    let rate = |p: &[Pass]| {
-        let users: usize = p.iter().map(|x| x.done).sum();
-        let secs: f64 = p.iter().map(|x| x.elapsed.as_secs_f64()).sum();
-        users as f64 / secs.max(1e-9)
-    };
-    let (r0, r1) = (rate(&without), rate(&with));
-    let rows = counting.rows.load(Ordering::Relaxed).max(1);
-    let wcu = counting.wcu.load(Ordering::Relaxed) + counting.other_writes.load(Ordering::Relaxed);
-    let per_user = wcu as f64 / rows as f64;
-    println!("| pass | users | time | users/s |");
-    println!("|---|---:|---:|---:|");
-    for (name, p) in without
-        .iter()
-        .map(|p| ("without ledger", p))
-        .chain(with.iter().map(|p| ("with ledger", p)))
-    {
-        println!(
-            "| {name} | {} | {:.1} s | {:.0} |",
-            p.done,
-            p.elapsed.as_secs_f64(),
-            p.done as f64 / p.elapsed.as_secs_f64().max(1e-9)
-        );
+    println!("| batch | pass | users | time | users/s |");
+    println!("|---:|---|---:|---:|---:|");
+    for r in &table_rows {
+        println!("{r}");
     }
-    println!(
-        "users/s without the ledger {r0:.0}, with it {r1:.0}: the ledger costs {:.1}% of users/s",
-        100.0 * (1.0 - r1 / r0.max(1e-9))
-    );
-    println!(
-        "ledger writes: {} record calls for {} rows, {} write units ({:.2} per user: 2 per item of a transaction, rows + one counter shard per batch, plus the expected count and the completion claim); {} summary reads; {} report requests",
-        counting.records.load(Ordering::Relaxed),
-        rows,
-        wcu,
-        per_user,
-        counting.summaries.load(Ordering::Relaxed),
-        requests.0.load(Ordering::Relaxed)
-    );
-    // On-demand prices (us-east-1): $0.625 per million write request units, $0.125 per million
-    // read request units. Reads: one summary check per batch (a consistent GetItem and a Query
-    // of the counter shards, about 2 units), and the reports' Query of every row once.
-    let reads_per_user = 2.0 / BATCH as f64 + 250.0 / 4096.0;
-    let cost = 100_000.0 * (per_user * 0.625 + reads_per_user * 0.125) / 1e6;
-    println!(
-        "cost per 100,000 users at on-demand prices: {:.0} WRU x $0.625/M + {:.0} RRU x $0.125/M = ${cost:.3}",
-        100_000.0 * per_user,
-        100_000.0 * reads_per_user
-    );
+    for s in &summaries {
+        println!("{s}");
+    }
     sim.shutdown().await;
     Ok(())
 }

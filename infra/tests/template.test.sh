@@ -120,7 +120,7 @@ check(params.get("LedgerRetentionDays", {}).get("Default") == 90
       "LedgerRetentionDays defaults to 90 days, at least 1")
 
 ledger_arn = {"Fn::GetAtt": ["JobLedgerTable", "Arn"]}
-table_actions = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem",
+table_actions = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem",
                  "dynamodb:Query", "dynamodb:ConditionCheckItem"}
 
 def ledger_statements(doc_statements, who, allowed):
@@ -158,12 +158,12 @@ check([s["Resource"] for s in ingest_publish] == [{"Ref": "AlarmTopic"}],
       "the ingest publishes to the alarm topic only")
 
 reader = statements("LedgerReaderPolicy")
-ledger_statements(reader, "LedgerReaderPolicy", {"dynamodb:GetItem", "dynamodb:Query"})
+ledger_statements(reader, "LedgerReaderPolicy", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"})
 check(not any(a.startswith("sqs:") for s in reader for a in as_list(s["Action"])),
       "the reader policy has no queue rights")
 reconcile = statements("LedgerReconcilePolicy")
 ledger_statements(reconcile, "LedgerReconcilePolicy",
-                  {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"})
+                  {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"})
 check(not any(a == "sqs:DeleteMessage" for s in reconcile for a in as_list(s["Action"])),
       "reconcile reads the DLQ without deleting from it")
 outputs = tpl.get("Outputs", {})

@@ -26,6 +26,7 @@
 //!   --no-limit-percentage  the simulator sends no x-ms-throttle-limit-percentage
 //!   --ledger-compare     users/s with and without the job ledger (DynamoDB on the moto server
 //!                        at AWS_ENDPOINT_URL), side by side, and its write units per user
+//!   --ledger-batches LIST  batch sizes (messages per invocation) of --ledger-compare (10,100)
 
 #[path = "../ledger_compare.rs"]
 mod ledger_compare;
@@ -66,8 +67,9 @@ struct Args {
     prefix: String,
     offset: usize,
     concurrency_set: bool,
-    /// `--ledger-compare`.
+    /// `--ledger-compare`, and its batch sizes (`--ledger-batches`).
     ledger_compare: bool,
+    ledger_batches: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -91,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
         offset: 0,
         concurrency_set: false,
         ledger_compare: false,
+        ledger_batches: vec![10, 100],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -128,6 +131,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "--instances" => {
                 a.instances = val
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err(format!("{flag}: '{n}' is not a positive number")),
+                    })
+                    .collect::<Result<_, String>>()?
+            }
+            "--ledger-batches" => {
+                a.ledger_batches = val
                     .split(',')
                     .map(|n| match n.trim().parse::<usize>() {
                         Ok(n) if n > 0 => Ok(n),

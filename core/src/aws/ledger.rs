@@ -48,6 +48,12 @@
 //! transaction cancelled for duplicate rows is charged as well (about as much again), and the
 //! retry without them costs 2 per remaining row + 2. The header costs 1 unit per write
 //! (`set_expected`, `claim_completion`, `mark_reported`): three per job.
+//!
+//! # Reads
+//!
+//! [`LedgerPort::summary`] (the completion check after each record) is one consistent
+//! `BatchGetItem` of the header and the shards by their keys: 9 read units (each item rounded up
+//! to 4 KB), one request. So a worker batch costs two requests: the transaction and this read.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,7 +61,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
 use crate::ledger::{JobKey, JobSummary, LedgerError, LedgerPort, ReportState, RowRecord, Stage};
 
@@ -345,6 +353,64 @@ impl DynamoLedger {
             .await
             .map_err(|e| self.store_error("GetItem (header)", job, &e))?;
         Ok(out.item.filter(|i| !i.is_empty()))
+    }
+
+    /// The header and the counter shards of a job, in one consistent `BatchGetItem` of their
+    /// known keys (the keys a batch left unprocessed are asked again, with a backoff). One request
+    /// where a `GetItem` and a `Query` took two; and unlike a `Query` on the shards' prefix, whose
+    /// cost a service may pay over the whole partition, the read touches only these items.
+    async fn summary_items(&self, job: &JobKey) -> Result<(Option<Item>, Vec<Item>), LedgerError> {
+        let mut keys: Vec<Item> = std::iter::once(HEADER_ITEM.to_string())
+            .chain((0..SHARDS).map(|i| format!("{SHARD_PREFIX}{i}")))
+            .map(|item| DynamoLedger::key(job, &item))
+            .collect();
+        let mut header = None;
+        let mut shards = Vec::new();
+        let mut attempts = 0;
+        loop {
+            let wanted = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| self.build_error("BatchGetItem (summary)", e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(|e| self.store_error("BatchGetItem (summary)", job, &e))?;
+            let items = out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default();
+            for item in items.into_iter().filter(|i| !i.is_empty()) {
+                match item.get(ITEM) {
+                    Some(AttributeValue::S(k)) if k == HEADER_ITEM => header = Some(item),
+                    _ => shards.push(item),
+                }
+            }
+            keys = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return Ok((header, shards));
+            }
+            attempts += 1;
+            if attempts >= CONTENTION_ATTEMPTS {
+                return Err(LedgerError::Store(format!(
+                    "BatchGetItem (summary) on table {} (job {job}) left {} keys unprocessed \
+                     after {attempts} attempts",
+                    self.table,
+                    keys.len()
+                )));
+            }
+            let ceiling = BACKOFF_BASE_MS << attempts.min(6);
+            let wait = rand::random_range(ceiling / 2..=ceiling);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
     }
 
     /// Every item of the job whose sort key starts with `prefix`, in sort key order (consistent,
@@ -769,8 +835,7 @@ impl LedgerPort for DynamoLedger {
     }
 
     async fn summary(&self, job: &JobKey) -> Result<Option<JobSummary>, LedgerError> {
-        let header = self.header(job).await?;
-        let shards = self.query_prefix(job, SHARD_PREFIX, None).await?;
+        let (header, shards) = self.summary_items(job).await?;
         if header.is_none() && shards.is_empty() {
             return Ok(None);
         }
