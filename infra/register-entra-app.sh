@@ -40,6 +40,10 @@ Options:
                                        email (or default-method) already allow reading them
                        tap             Temporary Access Pass        UserAuthMethod-TAP.ReadWrite.All
                        readiness       registration report          AuditLog.Read.All
+                       readiness-per-user  `mfa-preload readiness` user by user (no report
+                                       permission, or --source per-user): User.Read.All and
+                                       UserAuthenticationMethod.Read.All, unless export /
+                                       default-method already allow them
   --app-id ID        reuse this app registration (its application/client id). You must be one of
                      its owners, and it must request no permission beyond what --features needs;
                      permissions it lacks are added. Without --app-id a new app is created, and the
@@ -106,7 +110,7 @@ has_line() {
 lower() { printf '%s' "$1" | tr '[:upper:]' '[:lower:]'; }
 
 # --- Features -> permissions ----------------------------------------------------------------------
-want_phone=0 want_email=0 want_default=0 want_export=0 want_tap=0 want_readiness=0
+want_phone=0 want_email=0 want_default=0 want_export=0 want_tap=0 want_readiness=0 want_per_user=0
 while IFS= read -r feature; do
   feature=${feature//[[:space:]]/}
   case "$feature" in
@@ -116,11 +120,12 @@ while IFS= read -r feature; do
     export) want_export=1 ;;
     tap) want_tap=1 ;;
     readiness) want_readiness=1 ;;
+    readiness-per-user) want_per_user=1 ;;
     "") ;;
-    *) die "unknown feature '$feature' in --features (known: phone, email, default-method, export, tap, readiness)" ;;
+    *) die "unknown feature '$feature' in --features (known: phone, email, default-method, export, tap, readiness, readiness-per-user)" ;;
   esac
 done <<<"$(printf '%s' "$features" | tr ',' '\n')"
-((want_phone + want_email + want_default + want_export + want_tap + want_readiness > 0)) ||
+((want_phone + want_email + want_default + want_export + want_tap + want_readiness + want_per_user > 0)) ||
   die "--features names no feature (e.g. --features phone,email)"
 
 needed=""     # permission names, one a line, in the order first needed
@@ -165,6 +170,21 @@ if ((want_tap)); then
   fi
 fi
 if ((want_readiness)); then need AuditLog.Read.All; got readiness AuditLog.Read.All; fi
+# Listing every method of a user: UserAuthenticationMethod.Read.All is the least privileged
+# application permission (https://learn.microsoft.com/en-us/graph/api/authentication-list-methods);
+# the method-specific ones (UserAuthMethod-Phone.*, ...) do not allow it.
+if ((want_per_user)); then
+  need User.Read.All
+  per_user_got="User.Read.All"
+  if ((want_export)); then per_user_got="User.Read.All (export)"; fi
+  if ((want_default)); then
+    per_user_got="$per_user_got; reading methods: $BROAD (default-method)"
+  else
+    need UserAuthenticationMethod.Read.All
+    per_user_got="$per_user_got, UserAuthenticationMethod.Read.All"
+  fi
+  got readiness-per-user "$per_user_got"
+fi
 
 # --- The certificate: it must parse and hold no private key (only the public part goes to Entra).
 if grep -q "PRIVATE KEY" "$cert"; then

@@ -8,8 +8,10 @@
 # extrapolated), WORKER_LONG_USERS (40000; two longer engine runs, within and past Graph's write cap, 0
 # to skip), SHARED_USERS (30000; users of the several-instances runs, 0 to skip), SHARED_INSTANCES
 # (1,4,16), LEDGER_USERS (30000; users per pass of the job-ledger comparison, 0 to skip; it needs the
-# moto server from the virtualenv scripts/test.sh installs), BENCH_DIR (scratch directory for the
-# generated CSV files; 10M rows take about 0.7 GB).
+# moto server from the virtualenv scripts/test.sh installs), READINESS_USERS (100000; the readiness
+# tenant, both sources side by side, 0 to skip), READINESS_SIZES (1000,4995,5000,20000; smaller
+# tenants around the crossover), BENCH_DIR (scratch directory for the generated CSV files; 10M rows
+# take about 0.7 GB).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,6 +23,8 @@ long_users="${WORKER_LONG_USERS:-40000}"
 shared_users="${SHARED_USERS:-30000}"
 shared_instances="${SHARED_INSTANCES:-1,4,16}"
 ledger_users="${LEDGER_USERS:-30000}"
+readiness_users="${READINESS_USERS:-100000}"
+readiness_sizes="${READINESS_SIZES-1000,4995,5000,20000}"
 venv=${MFA_PRELOAD_VENV:-"${MFA_PRELOAD_CACHE:-$HOME/.cache/mfa-preload}/venv"}
 scratch="${BENCH_DIR:-$(mktemp -d)}"
 out="$root/BENCHMARKS.md"
@@ -28,7 +32,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 echo "==> building the benchmarks (release)"
 # The whole workspace is selected, so that dependencies keep one set of features (see test.sh).
-cargo build --release --workspace --bin ingest-bench --bin worker-bench --quiet
+cargo build --release --workspace --bin ingest-bench --bin worker-bench --bin readiness-bench --quiet
 
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -65,6 +69,11 @@ if [ "$ledger_users" != "0" ]; then
         AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
         "$target/release/worker-bench" --ledger-compare --users "$ledger_users" --new-share 0.05 | grep -v "^{" | tee "$scratch/worker-ledger.txt"
     kill "$moto_pid" 2>/dev/null || true
+fi
+
+if [ "$readiness_users" != "0" ]; then
+    echo "==> readiness: the registration report and user by user, $readiness_users users (and $readiness_sizes)"
+    "$target/release/readiness-bench" --users "$readiness_users" --sizes "$readiness_sizes" --markdown "$scratch/readiness.md"
 fi
 
 {
@@ -187,6 +196,40 @@ target/release/worker-bench --ledger-compare --users $ledger_users --new-share 0
 EOF
         cat "$scratch/worker-ledger.txt"
         echo '```'
+    fi
+    if [ -f "$scratch/readiness.md" ]; then
+        cat <<EOF
+
+## Readiness
+
+\`mfa-preload readiness\` over a simulated tenant of mixed users (\`graph_sim::seeds::mixed_tenant\`),
+the registration report and the per-user path side by side, each against a fresh simulator with
+50 ms latency under its own documented limits: the report at most five requests in any 10 s (the
+identity and access reports' limit per app and tenant), pages of 999 users; user by user the user
+list, then one \`GET .../authentication/methods\` per user, 64 at a time, within 8,000 resource units
+per 10 s (a token bucket, 1 RU a GET). Requests count every answer, 429s included; the estimate is
+\`readiness::estimate\`, by which \`--source auto\` chooses (README, "Passkey era").
+
+\`\`\`
+target/release/readiness-bench --users $readiness_users --sizes $readiness_sizes
+\`\`\`
+
+EOF
+        cat "$scratch/readiness.md"
+        cat <<'EOF'
+
+The arithmetic. The report reads `P = ceil(users / 999)` pages one after another, and five fit in
+any 10 s: the first five at once, then five more every 10 s, so `10 s x floor((P - 1) / 5)` plus a
+round trip per page of the last window. 100,000 users are 101 pages: 20 windows, 200 s, whatever
+the round trip. User by user, 100,000 users are 101 pages of the list and 100,000 GETs: the first
+8,000 from the bucket, the other 92,101 at 800 per second, 115 s, plus the list's 101 round trips
+(5 s at 50 ms). The crossover: the report is the faster while the tenant fits in five pages (4,995
+users: five round trips, against 4,995 GETs at 64 in flight, about 4 s at 50 ms); from the sixth
+page on it waits a window (10 s), and user by user is the faster as long as `64 / round trip` and
+the resource units allow more than 999 users per 2 s, i.e. a round trip under about 128 ms. With a
+slower Graph, or fewer requests in flight, the report stays the faster: the rule measures the round
+trip (`GET /users/$count`) and decides by the estimate.
+EOF
     fi
     if [ -f "$root/scripts/bench-notes.md" ]; then
         echo

@@ -62,7 +62,8 @@ pub enum Command {
         #[arg(long, value_name = "UPN")]
         user: Option<String>,
         /// Without --file: the features to check the permissions of, as for
-        /// infra/register-entra-app.sh (phone, email, default-method, export).
+        /// infra/register-entra-app.sh (phone, email, default-method, export, readiness,
+        /// readiness-per-user).
         #[arg(
             long,
             value_delimiter = ',',
@@ -116,6 +117,12 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
         interval: u64,
     },
+    /// Who is ready for the end of SMS and voice (1 February 2027): every user classified by
+    /// their methods (phishing_resistant, authenticator_app, phone_only, email_only, none), as a
+    /// CSV, one HTML page and, with --tap-file, the users at risk as an input file for
+    /// Temporary Access Pass issuance. Reads the registration report (AuditLog.Read.All) or each
+    /// user's methods (User.Read.All, UserAuthenticationMethod.Read.All).
+    Readiness(ReadinessArgs),
     /// Export the current phone and email methods of users as CSV.
     Export {
         /// A CSV with a user column (e.g. an input file); without it every user is listed.
@@ -137,6 +144,41 @@ pub enum Command {
         #[arg(long, hide = true, default_value_t = 999, value_parser = clap::value_parser!(u32).range(1..=999))]
         page_size: u32,
     },
+}
+
+/// What `readiness` reads and writes.
+#[derive(Debug, Args)]
+pub struct ReadinessArgs {
+    /// The per-user CSV (default: readiness.csv in the current directory).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// The HTML page (default: readiness.html in the current directory).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Also write the users at risk (phone_only, email_only, none) as an input CSV for
+    /// Temporary Access Pass issuance (columns UPN, TapLifetimeMinutes).
+    #[arg(long, value_name = "PATH")]
+    pub tap_file: Option<PathBuf>,
+    /// The TapLifetimeMinutes of every row of the TAP file.
+    #[arg(long, default_value_t = 480, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(10..=43_200))]
+    pub tap_lifetime_minutes: u32,
+    /// Where the users are read from: auto (the faster for the tenant's size, see README
+    /// "Passkey era"), report (the registration report) or per-user (each user's methods).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "report", "per-user"])]
+    pub source: String,
+    /// Users read at the same time on the per-user path.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// On the per-user path, also read each user's default and system-preferred methods
+    /// (a second request per user; the report always has them).
+    #[arg(long)]
+    pub default_methods: bool,
+    /// Users at risk printed after the summary.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub show: usize,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// The input file and how to read it.

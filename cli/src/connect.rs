@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use graph_sim::SeedUser;
 use mfa_preload_core::config::GraphSettings;
 use mfa_preload_core::graph::{ClientOptions, Credentials, Feature, GraphClient, GraphError};
 use mfa_preload_core::validate::ValidRow;
@@ -95,13 +96,25 @@ impl Session {
 
     /// Opens Graph without checking permissions (`doctor` reports them itself).
     pub async fn open_unchecked(g: &GraphArgs, seed: &[&ValidRow]) -> Result<Session, Failure> {
+        Session::open_seeded(g, || {
+            seed.iter().filter_map(|v| simulate::seed_for(v)).collect()
+        })
+        .await
+    }
+
+    /// Opens Graph without checking permissions; in `--simulate` mode the simulator holds the
+    /// users `users` makes (unless a state file is loaded).
+    pub async fn open_seeded(
+        g: &GraphArgs,
+        users: impl FnOnce() -> Vec<SeedUser>,
+    ) -> Result<Session, Failure> {
         let (settings, creds, sim) = if g.simulate {
             if g.credentials.is_some() || g.tenant_id.is_some() || g.client_id.is_some() {
                 return Err(Failure::Usage(
                     "--simulate runs against a local simulator: leave out the credentials".into(),
                 ));
             }
-            let (sim, settings, creds) = simulate::start(g, seed).await?;
+            let (sim, settings, creds) = simulate::start(g, users).await?;
             (settings, creds, Some(sim))
         } else {
             let creds = credentials(g)?;

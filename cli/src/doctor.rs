@@ -98,9 +98,11 @@ fn named_features(names: &[String]) -> Result<Vec<Feature>, Failure> {
                 Feature::PhoneMethodsRead,
                 Feature::EmailMethodsRead,
             ]),
+            "readiness" => out.push(Feature::RegistrationReport),
+            "readiness-per-user" => out.extend([Feature::ListUsers, Feature::AllMethodsRead]),
             other => {
                 return Err(Failure::Usage(format!(
-                    "--features: unknown feature '{other}' (phone, email, default-method, export)"
+                    "--features: unknown feature '{other}' (phone, email, default-method, export, readiness, readiness-per-user)"
                 )))
             }
         }

@@ -1,5 +1,5 @@
 //! `mfa-preload`: the command-line tool. It runs the same engine as the Lambda functions:
-//! `check` (no network), `plan` (reads only), `apply`, `export`; `--simulate` runs any of them
+//! `check` (no network), `plan` (reads only), `apply`, `export`, `readiness`; `--simulate` runs any of them
 //! against an in-process Graph simulator.
 
 mod apply;
@@ -11,6 +11,7 @@ mod export;
 mod input;
 mod plan;
 mod progress;
+mod readiness;
 mod report;
 mod results;
 mod simulate;
@@ -103,6 +104,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             })
             .await
         }
+        Command::Readiness(args) => readiness::run(&cli.graph, args).await,
         Command::Export {
             users,
             out,

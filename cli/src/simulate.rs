@@ -117,10 +117,10 @@ fn read_state(path: &Path) -> Result<Option<StateFile>, Failure> {
     }
 }
 
-/// Starts the simulator: users from the state file if there is one, else from `seed`.
+/// Starts the simulator: users from the state file if there is one, else those `seed` makes.
 pub async fn start(
     g: &GraphArgs,
-    seed: &[&ValidRow],
+    seed: impl FnOnce() -> Vec<SeedUser>,
 ) -> Result<(SimSession, GraphSettings, Credentials), Failure> {
     // A tenant whose authentication methods policy allows SMS sign-in for everyone, so the
     // file's `SmsSignIn` column can be tried out.
@@ -144,7 +144,7 @@ pub async fn start(
             sim.add_users(s.users.into_iter().map(SeedUser::from));
             earlier_writes = s.writes;
         }
-        None => sim.add_users(seed.iter().filter_map(|v| seed_for(v))),
+        None => sim.add_users(seed()),
     }
     let settings = GraphSettings::single_host(&sim.base_url())
         .map_err(|e| Failure::Usage(format!("simulator address: {e}")))?;

@@ -5,14 +5,6 @@ mod common;
 use common::*;
 
 use graph_sim::{GraphSim, SeedUser, SimConfig};
-use serde_json::json;
-
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
-
-fn fixture_text(name: &str) -> String {
-    std::fs::read_to_string(repo(&format!("tests/fixtures/{name}"))).unwrap()
-}
 
 async fn sim() -> GraphSim {
     let sim = GraphSim::start(SimConfig::default()).await.unwrap();
@@ -56,19 +48,8 @@ async fn apply_with(sim: &GraphSim, dir: &std::path::Path, creds: &[&str]) -> st
 async fn apply_with_secret_json_against_graph_base_url() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret.json");
-    std::fs::write(
-        &secret,
-        json!({
-            "tenantId": TENANT,
-            "clientId": CLIENT,
-            "certificatePem": fixture_text("test-app.crt.pem"),
-            "privateKeyPem": fixture_text("test-app.key.pem"),
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let o = apply_with(&sim, dir.path(), &["--credentials", s(&secret)]).await;
+    let secret = secret(dir.path());
+    let o = apply_with(&sim, dir.path(), &["--credentials", &secret]).await;
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let (_, rows) = read_csv(&dir.path().join("results.csv"));
     let by_user = |u: &str| rows.iter().find(|r| r[1] == u).expect("row").clone();
@@ -91,7 +72,7 @@ async fn apply_with_secret_json_against_graph_base_url() {
 
     // Nothing is left to do on a second run.
     let before = sim.write_log().len();
-    let o = apply_with(&sim, dir.path(), &["--credentials", s(&secret)]).await;
+    let o = apply_with(&sim, dir.path(), &["--credentials", &secret]).await;
     assert_eq!(code(&o), 1);
     assert_eq!(sim.write_log().len(), before);
 }

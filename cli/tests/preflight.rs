@@ -6,18 +6,9 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use graph_sim::{GraphSim, SeedUser, SimConfig};
-use serde_json::json;
-
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
-
-fn fixture_text(name: &str) -> String {
-    std::fs::read_to_string(repo(&format!("tests/fixtures/{name}"))).unwrap()
-}
 
 async fn sim(cert: &str) -> GraphSim {
     let sim = GraphSim::start(SimConfig::default()).await.unwrap();
@@ -26,22 +17,6 @@ async fn sim(cert: &str) -> GraphSim {
         sim.add_user(SeedUser::new(u));
     }
     sim
-}
-
-fn secret(dir: &Path) -> String {
-    let p = dir.join("secret.json");
-    std::fs::write(
-        &p,
-        json!({
-            "tenantId": TENANT,
-            "clientId": CLIENT,
-            "certificatePem": fixture_text("test-app.crt.pem"),
-            "privateKeyPem": fixture_text("test-app.key.pem"),
-        })
-        .to_string(),
-    )
-    .unwrap();
-    s(&p).to_string()
 }
 
 fn users_file(dir: &Path, header: &str, rows: &[&str]) -> String {
@@ -53,18 +28,6 @@ fn users_file(dir: &Path, header: &str, rows: &[&str]) -> String {
     }
     std::fs::write(&p, text).unwrap();
     s(&p).to_string()
-}
-
-async fn cli(sim: &GraphSim, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::from(bin());
-    cmd.args(args)
-        .env("GRAPH_BASE_URL", sim.base_url())
-        .env("LOGIN_BASE_URL", sim.base_url())
-        .current_dir(dir);
-    tokio::time::timeout(Duration::from_secs(30), cmd.output())
-        .await
-        .expect("the command finishes")
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

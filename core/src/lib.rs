@@ -15,6 +15,8 @@ pub mod dedupe;
 pub mod dlq;
 /// The SSPR email address.
 pub mod email;
+/// Text helpers of the HTML pages.
+pub(crate) mod html;
 /// Masking of numbers and addresses in logs and details.
 pub mod mask;
 /// The v1 queue message (request) and its checks.
@@ -43,6 +45,9 @@ pub mod apply;
 pub mod ingest;
 /// The job ledger: per job a summary and each row's final outcome.
 pub mod ledger;
+/// Readiness for the end of SMS and voice: the classes (pure), the page and the files, and
+/// reading every user from Graph (the registration report or user by user).
+pub mod readiness;
 /// Queue messages -> Graph writes, DLQ entries and a batch response.
 pub mod worker;
 

@@ -51,8 +51,13 @@ pub enum CertificateError {
 }
 
 /// Application permissions an app gets when registered without a list: everything the product
-/// uses (the broad authentication-methods permission and reading users).
-pub const DEFAULT_ROLES: [&str; 2] = ["UserAuthenticationMethod.ReadWrite.All", "User.Read.All"];
+/// uses (the broad authentication-methods permission, reading users, and the registration
+/// report's AuditLog.Read.All).
+pub const DEFAULT_ROLES: [&str; 3] = [
+    "UserAuthenticationMethod.ReadWrite.All",
+    "User.Read.All",
+    "AuditLog.Read.All",
+];
 
 /// The registered credential of one app and the application permissions granted to it.
 #[derive(Clone)]

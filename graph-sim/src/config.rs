@@ -51,6 +51,27 @@ pub struct SimConfig {
     pub echo_numbers_in_errors: bool,
     /// Any UPN (a user id containing `@`) exists: unknown users are created on first use.
     pub auto_create_users: bool,
+    /// Requests per `report_window` to the registration report
+    /// (`/reports/authenticationMethods/userRegistrationDetails`), its own budget apart from the
+    /// resource units: "Identity and access reports service limits ... Any ... Five requests
+    /// per 10 seconds" per app per tenant
+    /// (https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-reports-service-limits;
+    /// the limit for the app across all tenants, 122 per 10 s, does not bind one tenant). Counted
+    /// as a sliding window, the stricter reading (no source says how), 0 = unlimited.
+    pub report_requests_per_window: u32,
+    pub report_window: Duration,
+    /// The tenant has system-preferred MFA on: the report's
+    /// `isSystemPreferredAuthenticationMethodEnabled` and `systemPreferredAuthenticationMethods`,
+    /// and signInPreferences' `systemPreferredAuthenticationMethod`. Default off.
+    pub system_preferred_mfa: bool,
+    /// The tenant has Microsoft Entra ID P1 or P2. Without it the registration report answers
+    /// 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant` "Neither tenant is B2C or
+    /// tenant doesn't have premium license" whatever the app's permissions
+    /// (https://learn.microsoft.com/en-us/graph/known-issues, "License check errors for Azure AD
+    /// activity reports"; "The registration report requires an Entra ID P1 or P2 license",
+    /// realmjoin/realmjoin-runbooks org/security/sync-MFA-secure-users-to-group_scheduled.md).
+    /// Default on.
+    pub premium_license: bool,
 }
 
 impl Default for SimConfig {
@@ -70,6 +91,10 @@ impl Default for SimConfig {
             require_content_length: true,
             echo_numbers_in_errors: false,
             auto_create_users: false,
+            report_requests_per_window: 5,
+            report_window: Duration::from_secs(10),
+            system_preferred_mfa: false,
+            premium_license: true,
         }
     }
 }

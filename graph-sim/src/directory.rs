@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::config::SmsConflictAnswer;
-use crate::model::{PhoneType, SeedUser, UserState, WriteRecord, EMAIL_METHOD_ID};
+use crate::methods::{self, Held};
+use crate::model::{MethodKind, PhoneType, SeedUser, UserState, WriteRecord, EMAIL_METHOD_ID};
 use crate::response::GraphError;
 
 const SMS_READY: &str = "ready";
@@ -41,6 +42,8 @@ struct User {
     default_method: Option<String>,
     /// Until then the user answers 404 (directory replication of a new user).
     visible_from: Option<Instant>,
+    /// Methods beyond phones and email, each with its id (listing and report only).
+    methods: Vec<(MethodKind, String)>,
 }
 
 impl User {
@@ -94,6 +97,7 @@ impl User {
             email: self.email.clone(),
             sms_sign_in: self.mobile.as_ref().map(|_| sms_shown.to_string()),
             default_method: self.default_method.clone(),
+            methods: self.methods.iter().map(|(k, _)| *k).collect(),
         }
     }
 }
@@ -229,6 +233,8 @@ pub(crate) struct Directory {
     pub(crate) auto_create_users: bool,
     /// Lower-cased group id -> its members (user UPNs or ids, or group ids), as added.
     groups: HashMap<String, Vec<String>>,
+    /// The tenant has system-preferred MFA on (see [`crate::SimConfig::system_preferred_mfa`]).
+    pub(crate) system_preferred: bool,
 }
 
 impl Directory {
@@ -304,6 +310,11 @@ impl Directory {
             sms_state: SMS_NOT_ENABLED,
             default_method: seed.default_method.clone(),
             visible_from: None,
+            methods: seed
+                .methods
+                .iter()
+                .map(|k| (*k, uuid::Uuid::new_v4().to_string()))
+                .collect(),
         };
         let idx = match existing {
             Some(i) => {
@@ -350,6 +361,7 @@ impl Directory {
                 sms_state: SMS_NOT_ENABLED,
                 default_method: None,
                 visible_from: None,
+                methods: Vec::new(),
             }));
         }
         Err(GraphError::user_not_found(key))
@@ -508,6 +520,66 @@ impl Directory {
             .filter(|u| u.visible_from.is_none_or(|t| t <= now))
             .count();
         (page, skip.saturating_add(top) < visible)
+    }
+
+    /// How many users are visible (`GET /users/$count`).
+    pub(crate) fn visible_count(&self) -> usize {
+        let now = Instant::now();
+        self.users
+            .iter()
+            .filter(|u| u.visible_from.is_none_or(|t| t <= now))
+            .count()
+    }
+
+    // ----- every method, and the registration report -----
+
+    fn held<'a>(&'a self, idx: usize, updated: &'a str) -> Held<'a> {
+        let u = &self.users[idx];
+        Held {
+            id: &u.id,
+            upn: &u.upn,
+            phones: [
+                (PhoneType::Mobile, u.mobile.as_deref()),
+                (PhoneType::AlternateMobile, u.alternate_mobile.as_deref()),
+                (PhoneType::Office, u.office.as_deref()),
+            ],
+            sms_state: self.sms_state_shown(idx),
+            email: u.email.as_deref(),
+            default_method: u.default_method.as_deref(),
+            methods: &u.methods,
+            system_preferred: self.system_preferred,
+            updated,
+        }
+    }
+
+    /// `GET /users/{id}/authentication/methods`.
+    pub(crate) fn list_methods(&mut self, key: &str) -> Result<Value, GraphError> {
+        let i = self.resolve(key)?;
+        Ok(methods::list_json(&self.held(i, "")))
+    }
+
+    /// One page of the registration report (`skip` rows skipped, at most `top`), in insertion
+    /// order, and whether more follow. A user still replicating is not in it yet (the report
+    /// lags behind the directory: "Report data can lag behind recent registration changes",
+    /// realmjoin/realmjoin-runbooks org/security/sync-MFA-secure-users-to-group_scheduled.md).
+    pub(crate) fn registration_page(
+        &self,
+        skip: usize,
+        top: usize,
+        beta: bool,
+        updated: &str,
+    ) -> (Vec<Value>, bool) {
+        let now = Instant::now();
+        let visible: Vec<usize> = (0..self.users.len())
+            .filter(|i| self.users[*i].visible_from.is_none_or(|t| t <= now))
+            .collect();
+        let page = visible
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|i| methods::registration_json(&self.held(*i, updated), beta))
+            .collect();
+        (page, skip.saturating_add(top) < visible.len())
     }
 
     // ----- phone methods -----
@@ -794,10 +866,11 @@ impl Directory {
 
     pub(crate) fn get_preferences(&mut self, key: &str) -> Result<Value, GraphError> {
         let i = self.resolve(key)?;
+        let system = methods::system_preferred_one(&self.held(i, ""));
         Ok(json!({
-            "isSystemPreferredAuthenticationMethodEnabled": false,
+            "isSystemPreferredAuthenticationMethodEnabled": self.system_preferred,
             "userPreferredMethodForSecondaryAuthentication": self.users[i].default_method,
-            "systemPreferredAuthenticationMethod": null,
+            "systemPreferredAuthenticationMethod": system,
         }))
     }
 

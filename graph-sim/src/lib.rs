@@ -11,7 +11,9 @@
 //! - `/v1.0` and `/beta`: `users` (paged with `$top` / `@odata.nextLink`), `users/{id}`,
 //!   `users/{id}/authentication/phoneMethods[/{methodId}[/enableSmsSignIn|/disableSmsSignIn]]`,
 //!   `users/{id}/authentication/emailMethods[/{methodId}]`, `$batch` (at most 20 requests),
-//!   and on `/beta` only `users/{id}/authentication/signInPreferences`.
+//!   and on `/beta` only `users/{id}/authentication/signInPreferences`; `users/$count`,
+//!   `users/{id}/authentication/methods` (every method, listing only) and
+//!   `reports/authenticationMethods/userRegistrationDetails` (see "Registration report").
 //!   `{id}` is an object id or a UPN (case-insensitive, URL-decoded).
 //! - `/_sim/stats`, `/_sim/users`, `/_sim/write-log` (GET) and `/_sim/revoke-tokens` (POST):
 //!   inspection for runs by hand; no authentication, no faults, not counted.
@@ -47,6 +49,22 @@
 //! (microsoftgraph/microsoft-graph-docs#15823). Each request of a `$batch` is charged on its own
 //! and can be 429 inside the 200 batch response, with these headers in its entry. Routing errors
 //! (unknown path, 405) and 401s are not charged; everything routed is, including 404s and 400s.
+//!
+//! # Registration report and every method
+//!
+//! A user holds, besides phones and email, the [`MethodKind`]s it was seeded with
+//! ([`SeedUser::methods`]): passkeys and security keys, Windows Hello, a certificate,
+//! Authenticator, a software OATH token, a Temporary Access Pass. They are listing only (no
+//! route writes them). `GET /users/{id}/authentication/methods` lists every method with its
+//! `@odata.type`, the password first; `GET /reports/authenticationMethods/userRegistrationDetails`
+//! gives one row per user derived from the same state (`methods.rs` cites the source of each
+//! property), paged with `$top` (100 by default, at most 999) and `@odata.nextLink`. The report
+//! needs `AuditLog.Read.All` (403 `Authentication_MSGraphPermissionMissing` otherwise), a tenant
+//! with Entra ID P1/P2 ([`SimConfig::premium_license`]; 403
+//! `Authentication_RequestFromNonPremiumTenantOrB2CTenant` otherwise), and has its own budget of
+//! 5 requests in any 10 s ([`SimConfig::report_requests_per_window`]), apart from the resource
+//! units: a refused request gets 429 with a whole-second `Retry-After`. `GET /users/$count` with
+//! `ConsistencyLevel: eventual` answers the number of users as text (400 without the header).
 //!
 //! # Faults
 //!
@@ -143,9 +161,11 @@
 mod auth;
 mod config;
 mod directory;
+mod methods;
 mod model;
 mod response;
 mod routes;
+pub mod seeds;
 mod server;
 mod throttle;
 
@@ -165,8 +185,9 @@ pub use config::{
     FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, ThrottleModel, UnknownFaultKind,
     UnknownThrottleModel,
 };
+pub use methods::{PASSWORD_METHOD_ID, REPORT_DEFAULT_PAGE, REPORT_MAX_PAGE};
 pub use model::{
-    PhoneType, SeedUser, SimStats, UserState, WriteRecord, ALTERNATE_MOBILE_METHOD_ID,
+    MethodKind, PhoneType, SeedUser, SimStats, UserState, WriteRecord, ALTERNATE_MOBILE_METHOD_ID,
     EMAIL_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };
 pub use server::MAX_BATCH_REQUESTS;
@@ -222,16 +243,20 @@ impl GraphSim {
         directory.set_sms_policy_users(&cfg.sms_sign_in_policy_users);
         directory.sms_conflict_answer = cfg.sms_conflict_answer;
         directory.echo_numbers = cfg.echo_numbers_in_errors;
+        directory.system_preferred = cfg.system_preferred_mfa;
         let inner = Arc::new(Inner {
             base_url: format!("http://{addr}"),
             directory: Mutex::new(directory),
-            throttle: Mutex::new(Throttle::new(
-                cfg.throttle_model,
-                cfg.ru_per_window,
-                cfg.window,
-                cfg.writes_per_window,
-                cfg.write_window,
-            )),
+            throttle: Mutex::new(
+                Throttle::new(
+                    cfg.throttle_model,
+                    cfg.ru_per_window,
+                    cfg.window,
+                    cfg.writes_per_window,
+                    cfg.write_window,
+                )
+                .with_reports(cfg.report_requests_per_window, cfg.report_window),
+            ),
             stats: Mutex::new(SimStats::default()),
             auth: auth::Auth::default(),
             faults: RwLock::new(cfg.faults.clone()),
@@ -239,6 +264,7 @@ impl GraphSim {
             timeout_hold_ms: AtomicU64::new(duration_millis(DEFAULT_TIMEOUT_HOLD)),
             require_content_length: AtomicBool::new(cfg.require_content_length),
             limit_percentage_header: AtomicBool::new(cfg.limit_percentage_header),
+            premium_license: AtomicBool::new(cfg.premium_license),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = server::router(inner.clone());
@@ -369,6 +395,23 @@ impl GraphSim {
         let mut t = self.inner.throttle.lock();
         t.ru.reconfigure(ru_per_window, window, now);
         t.writes.reconfigure(writes_per_window, write_window, now);
+    }
+
+    /// Changes the registration report's budget: `requests` in any sliding `window` (0 =
+    /// unlimited; see [`SimConfig::report_requests_per_window`]).
+    pub fn set_report_budget(&self, requests: u32, window: Duration) {
+        let mut t = self.inner.throttle.lock();
+        t.reports.reconfigure(requests, window, Instant::now());
+    }
+
+    /// Whether the tenant has Entra ID P1/P2 (see [`SimConfig::premium_license`]).
+    pub fn set_premium_license(&self, on: bool) {
+        self.inner.premium_license.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the tenant has system-preferred MFA on (see [`SimConfig::system_preferred_mfa`]).
+    pub fn set_system_preferred_mfa(&self, on: bool) {
+        self.inner.directory.lock().system_preferred = on;
     }
 
     /// Whether admitted requests carry `x-ms-throttle-limit-percentage` above 0.8 of a limit

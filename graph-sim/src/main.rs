@@ -71,11 +71,25 @@ struct Args {
     /// Any UPN exists (users are created on first use).
     #[arg(long)]
     auto_create_users: bool,
+    /// Requests per report window to the registration report (Graph: 5 per 10 s; 0 = unlimited).
+    #[arg(long, default_value_t = 5)]
+    report_requests_per_window: u32,
+    /// The registration report's window, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    report_window_ms: u64,
+    /// The tenant has system-preferred MFA on.
+    #[arg(long)]
+    system_preferred_mfa: bool,
+    /// The tenant has no Entra ID P1/P2: the registration report answers 403.
+    #[arg(long)]
+    no_premium_license: bool,
     /// Register an app: TENANT:CLIENT_ID:CERTIFICATE_PEM_FILE (repeatable).
     #[arg(long, value_name = "TENANT:CLIENT:CERTFILE")]
     register: Vec<String>,
     /// Seed users from a JSON array of {upn, id?, mobile?, alternateMobile?, office?, email?,
-    /// defaultMethod?, smsSignInEnabled?}.
+    /// defaultMethod?, smsSignInEnabled?, methods?} (methods: fido2SecurityKey,
+    /// passkeyAuthenticator, windowsHello, certificate, authenticator, softwareOath,
+    /// temporaryAccessPass).
     #[arg(long, value_name = "USERS_JSON")]
     seed: Option<PathBuf>,
 }
@@ -112,6 +126,10 @@ async fn run(args: Args) -> Result<(), String> {
         require_content_length: !args.allow_missing_content_length,
         echo_numbers_in_errors: args.echo_numbers_in_errors,
         auto_create_users: args.auto_create_users,
+        report_requests_per_window: args.report_requests_per_window,
+        report_window: Duration::from_millis(args.report_window_ms),
+        system_preferred_mfa: args.system_preferred_mfa,
+        premium_license: !args.no_premium_license,
     };
     if !(0.0..=1.0).contains(&cfg.faults.rate) {
         return Err(format!(

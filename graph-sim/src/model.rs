@@ -71,6 +71,49 @@ impl PhoneType {
     }
 }
 
+/// An authentication method a simulated user can hold besides phones and email. Each is listed
+/// by `GET /users/{id}/authentication/methods` with its `@odata.type` and counted in
+/// `methodsRegistered` of the registration report (see the crate docs, "Registration report").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MethodKind {
+    /// A FIDO2 security key (`fido2AuthenticationMethod`; report: `fido2SecurityKey`).
+    #[serde(alias = "fido2")]
+    Fido2SecurityKey,
+    /// A device-bound passkey in Microsoft Authenticator (`fido2AuthenticationMethod`; report:
+    /// `passKeyDeviceBoundAuthenticator`).
+    #[serde(alias = "passkey")]
+    PasskeyAuthenticator,
+    /// Windows Hello for Business (`windowsHelloForBusinessAuthenticationMethod`; report:
+    /// `windowsHelloForBusiness`).
+    WindowsHello,
+    /// A certificate for certificate-based authentication (`x509CertificateAuthenticationMethod`;
+    /// report: `certificateBasedAuthentication`).
+    Certificate,
+    /// Microsoft Authenticator with push notifications
+    /// (`microsoftAuthenticatorAuthenticationMethod`; report: `microsoftAuthenticatorPush`).
+    Authenticator,
+    /// A software OATH token, i.e. a TOTP app (`softwareOathAuthenticationMethod`; report:
+    /// `softwareOneTimePasscode`).
+    SoftwareOath,
+    /// A Temporary Access Pass (`temporaryAccessPassAuthenticationMethod`; report:
+    /// `temporaryAccessPass`).
+    TemporaryAccessPass,
+}
+
+impl MethodKind {
+    /// Every kind, in the order they are listed.
+    pub const ALL: [MethodKind; 7] = [
+        MethodKind::Fido2SecurityKey,
+        MethodKind::PasskeyAuthenticator,
+        MethodKind::WindowsHello,
+        MethodKind::Certificate,
+        MethodKind::Authenticator,
+        MethodKind::SoftwareOath,
+        MethodKind::TemporaryAccessPass,
+    ];
+}
+
 /// A user to seed. Missing JSON fields default to empty; JSON keys are camelCase
 /// (`alternateMobile`, `defaultMethod`, `smsSignInEnabled`) or snake_case.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +136,10 @@ pub struct SeedUser {
     /// already has the number enabled). Ignored without a mobile.
     #[serde(alias = "sms_sign_in_enabled")]
     pub sms_sign_in_enabled: bool,
+    /// Methods beyond phones and email (passkeys, Windows Hello, Authenticator, ...): listed by
+    /// `GET /users/{id}/authentication/methods` and counted by the registration report, never
+    /// written through the API. JSON: `"methods": ["fido2SecurityKey", "authenticator"]`.
+    pub methods: Vec<MethodKind>,
 }
 
 impl SeedUser {
@@ -120,6 +167,9 @@ pub struct UserState {
     /// `None` without a mobile.
     pub sms_sign_in: Option<String>,
     pub default_method: Option<String>,
+    /// The methods beyond phones and email ([`SeedUser::methods`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<MethodKind>,
 }
 
 impl From<UserState> for SeedUser {
@@ -138,6 +188,7 @@ impl From<UserState> for SeedUser {
             office: u.office,
             email: u.email,
             default_method: u.default_method,
+            methods: u.methods,
         }
     }
 }
@@ -181,8 +232,12 @@ pub struct SimStats {
     pub forbidden: u64,
     /// Requests refused with 411 (a POST/PUT/PATCH without `Content-Length`).
     pub length_required: u64,
-    /// Requests refused by the throttle (429 from the budgets, not injected).
+    /// Requests refused by the throttle (429 from the budgets, the reports' included; not
+    /// injected).
     pub throttled: u64,
+    /// Requests to the registration report, and those of them refused by its own budget.
+    pub report_requests: u64,
+    pub report_throttled: u64,
     pub faults_injected: u64,
     pub ru_used: u64,
     pub writes: u64,

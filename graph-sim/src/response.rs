@@ -12,6 +12,8 @@ pub(crate) struct SimResponse {
     pub(crate) retry_after: Option<String>,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Option<Value>,
+    /// A `text/plain` body instead of JSON (`/users/$count`).
+    pub(crate) plain: Option<String>,
 }
 
 impl SimResponse {
@@ -21,6 +23,17 @@ impl SimResponse {
             retry_after: None,
             headers: Vec::new(),
             body: Some(body),
+            plain: None,
+        }
+    }
+
+    pub(crate) fn plain(status: StatusCode, text: String) -> Self {
+        SimResponse {
+            status,
+            retry_after: None,
+            headers: Vec::new(),
+            body: None,
+            plain: Some(text),
         }
     }
 
@@ -30,6 +43,7 @@ impl SimResponse {
             retry_after: None,
             headers: Vec::new(),
             body: None,
+            plain: None,
         }
     }
 
@@ -63,15 +77,24 @@ impl SimResponse {
         if let (Some(body), Some(obj)) = (&self.body, entry.as_object_mut()) {
             obj.insert("body".into(), body.clone());
         }
+        if let (Some(text), Some(obj)) = (&self.plain, entry.as_object_mut()) {
+            obj.insert("body".into(), json!(text));
+        }
         entry
     }
 }
 
 impl IntoResponse for SimResponse {
     fn into_response(self) -> Response {
-        let mut resp = match self.body {
-            Some(body) => (self.status, axum::Json(body)).into_response(),
-            None => self.status.into_response(),
+        let mut resp = match (self.body, self.plain) {
+            (Some(body), _) => (self.status, axum::Json(body)).into_response(),
+            (None, Some(text)) => (
+                self.status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response(),
+            (None, None) => self.status.into_response(),
         };
         if let Some(ra) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&ra) {

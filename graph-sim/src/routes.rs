@@ -33,6 +33,14 @@ impl ApiVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     ListUsers,
+    /// `GET /users/$count` (needs `ConsistencyLevel: eventual`).
+    CountUsers,
+    /// `GET /users/{id}/authentication/methods`: every method, listing only.
+    ListMethods {
+        user: String,
+    },
+    /// `GET /reports/authenticationMethods/userRegistrationDetails`, paged.
+    RegistrationDetails,
     GetUser {
         user: String,
     },
@@ -100,6 +108,9 @@ pub(crate) enum DeniedShape {
     /// `Authorization_RequestDenied`, "Insufficient privileges to complete the operation."
     /// (`/users`, `/users/{id}`).
     Directory,
+    /// `Authentication_MSGraphPermissionMissing`, "Calling principal does not have required
+    /// MSGraph permissions AuditLog.Read.All" (the registration report).
+    Reports,
 }
 
 // Application permissions per operation, least privileged first, as each reference page's
@@ -151,6 +162,20 @@ const GROUP_MEMBERS_READ: &[&str] = &[
     "GroupMember.ReadWrite.All",
     "Directory.ReadWrite.All",
 ];
+// Every method: https://learn.microsoft.com/en-us/graph/api/authentication-list-methods,
+// "Permissions acting on other users", application: UserAuthenticationMethod.Read.All (least
+// privileged), UserAuthenticationMethod.ReadWrite.All. The method-specific permissions
+// (UserAuthMethod-Phone.*, ...) are not in that table.
+const METHODS_READ: &[&str] = &[
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+// The registration report: https://learn.microsoft.com/en-us/graph/api/authenticationmethodsroot-list-userregistrationdetails
+// (application: AuditLog.Read.All). An older version of the page listed
+// UserAuthenticationMethod.Read.All too; with only that Graph answers 403 "Calling principal does
+// not have required MSGraph permissions AuditLog.Read.All"
+// (microsoftgraph/microsoft-graph-docs-contrib#1852): AuditLog.Read.All alone allows it.
+const REPORT_READ: &[&str] = &["AuditLog.Read.All"];
 const USERS_READ: &[&str] = &[
     "User.Read.All",
     "User.ReadWrite.All",
@@ -164,7 +189,9 @@ impl Route {
     pub(crate) fn permissions(&self) -> (&'static [&'static str], DeniedShape) {
         use DeniedShape::{AuthenticationMethods as Auth, Directory as Dir};
         match self {
-            Route::ListUsers | Route::GetUser { .. } => (USERS_READ, Dir),
+            Route::ListUsers | Route::CountUsers | Route::GetUser { .. } => (USERS_READ, Dir),
+            Route::ListMethods { .. } => (METHODS_READ, Auth),
+            Route::RegistrationDetails => (REPORT_READ, DeniedShape::Reports),
             Route::GroupMembers { .. } => (GROUP_MEMBERS_READ, Dir),
             Route::ListPhones { .. } | Route::GetPhone { .. } => (PHONE_READ, Auth),
             Route::CreatePhone { .. }
@@ -180,11 +207,20 @@ impl Route {
         }
     }
 
+    /// Whether the request goes to the identity and access reports service, which has its own
+    /// budget instead of the resource units (see [`crate::SimConfig::report_requests_per_window`]).
+    pub(crate) fn is_report(&self) -> bool {
+        matches!(self, Route::RegistrationDetails)
+    }
+
     /// Whether the request is charged as a write.
     pub(crate) fn is_write(&self) -> bool {
         !matches!(
             self,
             Route::ListUsers
+                | Route::CountUsers
+                | Route::ListMethods { .. }
+                | Route::RegistrationDetails
                 | Route::GetUser { .. }
                 | Route::GroupMembers { .. }
                 | Route::ListPhones { .. }
@@ -215,6 +251,18 @@ pub(crate) fn parse(version: ApiVersion, method: &Method, path: &str) -> Result<
     match seg.as_slice() {
         ["users"] => match m {
             Method::GET => Ok(Route::ListUsers),
+            _ => not_allowed(),
+        },
+        ["users", "$count"] => match m {
+            Method::GET => Ok(Route::CountUsers),
+            _ => not_allowed(),
+        },
+        ["reports", "authenticationMethods", "userRegistrationDetails"] => match m {
+            Method::GET => Ok(Route::RegistrationDetails),
+            _ => not_allowed(),
+        },
+        ["users", u, "authentication", "methods"] => match m {
+            Method::GET => Ok(Route::ListMethods { user: user(u) }),
             _ => not_allowed(),
         },
         ["groups", g, rel @ ("members" | "transitiveMembers")]
@@ -329,6 +377,36 @@ mod tests {
         assert_eq!(
             prefs.permissions().0,
             &["UserAuthenticationMethod.ReadWrite.All"]
+        );
+    }
+
+    #[test]
+    fn every_method_and_the_report_are_reads_with_their_own_permissions() {
+        let r = parse(
+            ApiVersion::V1,
+            &Method::GET,
+            "users/a%40x.com/authentication/methods",
+        )
+        .expect("methods");
+        assert_eq!(
+            r,
+            Route::ListMethods {
+                user: "a@x.com".into()
+            }
+        );
+        assert_eq!(r.permissions().0, METHODS_READ);
+        assert!(!r.is_write() && !r.is_report());
+        let report = parse(
+            ApiVersion::V1,
+            &Method::GET,
+            "reports/authenticationMethods/userRegistrationDetails",
+        )
+        .expect("report");
+        assert_eq!(report.permissions(), (REPORT_READ, DeniedShape::Reports));
+        assert!(report.is_report() && !report.is_write());
+        assert_eq!(
+            parse(ApiVersion::V1, &Method::GET, "users/$count").expect("count"),
+            Route::CountUsers
         );
     }
 

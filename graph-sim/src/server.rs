@@ -25,6 +25,7 @@ use tower_service::Service;
 use crate::auth::{Auth, IssuedToken, TokenRequestContext};
 use crate::config::{FaultConfig, FaultKind};
 use crate::directory::Directory;
+use crate::methods::{rfc3339, REPORT_DEFAULT_PAGE, REPORT_MAX_PAGE};
 use crate::model::SimStats;
 use crate::response::{too_many_requests, unauthorized, GraphError, SimResponse};
 use crate::routes::{self, ApiVersion, DeniedShape, Route};
@@ -39,6 +40,49 @@ pub const MAX_BATCH_REQUESTS: usize = 20;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 999;
 
+/// `$top` (`default` without it, refused outside 1..=`max`) and `$skiptoken` (the rows to
+/// skip) of a paged listing, and every query parameter.
+fn page_params(
+    query: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<(usize, usize, HashMap<String, String>), GraphError> {
+    let params: HashMap<String, String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let top = match params.get("$top") {
+        None => default,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                GraphError::bad_request(format!(
+                    "Invalid page size '{t}': $top must be between 1 and {max}."
+                ))
+            })?,
+    };
+    let skip = match params.get("$skiptoken") {
+        None => 0,
+        Some(t) => t.parse::<usize>().map_err(|_| {
+            GraphError::new(
+                StatusCode::BAD_REQUEST,
+                "Directory_InvalidSkipToken",
+                "The specified page token value has expired or is invalid.",
+            )
+        })?,
+    };
+    Ok((top, skip, params))
+}
+
+/// `body` with `@odata.nextLink` = `next` when there is a next page.
+fn with_next_link(mut body: Value, next: Option<String>) -> Value {
+    if let (Some(next), Some(obj)) = (next, body.as_object_mut()) {
+        obj.insert("@odata.nextLink".into(), json!(next));
+    }
+    body
+}
+
 /// Shared simulator state.
 pub(crate) struct Inner {
     pub(crate) base_url: String,
@@ -51,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) timeout_hold_ms: AtomicU64,
     pub(crate) require_content_length: std::sync::atomic::AtomicBool,
     pub(crate) limit_percentage_header: std::sync::atomic::AtomicBool,
+    /// The tenant has Entra ID P1/P2 (the registration report needs it).
+    pub(crate) premium_license: std::sync::atomic::AtomicBool,
 }
 
 /// Lets a handler close the connection its request arrived on.
@@ -180,6 +226,7 @@ impl Inner {
         query: Option<&str>,
         body: Result<Option<Value>, GraphError>,
         fault: FaultChoice,
+        eventual: bool,
     ) -> Outcome {
         let route = match routes::parse(version, method, path) {
             Ok(r) => r,
@@ -188,6 +235,23 @@ impl Inner {
         if let Err(denied) = permitted(grant, &route) {
             self.stats.lock().forbidden += 1;
             return Outcome::Respond(denied.into());
+        }
+        if route.is_report() {
+            return self.process_report(version, &route, query, body, fault, method);
+        }
+        if route == Route::CountUsers && !eventual {
+            // "If the ConsistencyLevel=eventual header is not specified, the request returns an
+            // error when the $count URL segment is used": 400 `Request_BadRequest` "$count is not
+            // currently supported." (https://learn.microsoft.com/en-us/graph/aad-advanced-queries,
+            // "Error handling for advanced queries on directory objects").
+            return Outcome::Respond(
+                GraphError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    "$count is not currently supported.",
+                )
+                .into(),
+            );
         }
         let is_write = route.is_write();
         let admitted = self.throttle.lock().admit(Instant::now(), is_write);
@@ -209,6 +273,44 @@ impl Inner {
             Outcome::Respond(r) => Outcome::Respond(self.usage_headers(r, admitted)),
             other => other,
         }
+    }
+
+    /// A request to the registration report: Entra ID P1/P2 first, then the reports' own budget
+    /// (not the resource units), then faults and the page. A refusal answers 429
+    /// `TooManyRequests` with `Retry-After` in whole seconds, as Graph's throttling does
+    /// ("Retry-After ... the number of seconds", https://learn.microsoft.com/en-us/graph/throttling);
+    /// no source shows the reports service sending the identity-and-access `x-ms-throttle-*`
+    /// headers, so none are sent, and an admitted request carries no `x-ms-resource-unit`.
+    fn process_report(
+        &self,
+        version: ApiVersion,
+        route: &Route,
+        query: Option<&str>,
+        body: Result<Option<Value>, GraphError>,
+        fault: FaultChoice,
+        method: &Method,
+    ) -> Outcome {
+        self.stats.lock().report_requests += 1;
+        if !self.premium_license.load(Ordering::Relaxed) {
+            // See `SimConfig::premium_license`.
+            self.stats.lock().forbidden += 1;
+            return Outcome::Respond(
+                GraphError::new(
+                    StatusCode::FORBIDDEN,
+                    "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                    "Neither tenant is B2C or tenant doesn't have premium license",
+                )
+                .into(),
+            );
+        }
+        let admitted = self.throttle.lock().admit_report(Instant::now());
+        if let Err(wait) = admitted {
+            let mut s = self.stats.lock();
+            s.throttled += 1;
+            s.report_throttled += 1;
+            return Outcome::Respond(too_many_requests(format_retry_after(wait)));
+        }
+        self.answer(version, route, query, body, fault, method)
     }
 
     /// `x-ms-resource-unit` and, above 0.8 of a limit, `x-ms-throttle-limit-percentage` on an
@@ -304,6 +406,14 @@ impl Inner {
                 self.group_members(&d, version, group, *transitive, query)
             }
             Route::GetUser { user } => d.get_user(user).map(ok),
+            // `893` as text/plain (https://learn.microsoft.com/en-us/graph/api/user-list,
+            // "Get only a count of users").
+            Route::CountUsers => Ok(SimResponse::plain(
+                StatusCode::OK,
+                d.visible_count().to_string(),
+            )),
+            Route::ListMethods { user } => d.list_methods(user).map(ok),
+            Route::RegistrationDetails => self.registration_details(&d, version, query),
             Route::ListPhones { user } => d.list_phones(user).map(ok),
             Route::CreatePhone { user } => d.create_phone(user, body).map(created),
             Route::GetPhone { user, method } => d.get_phone(user, method).map(ok),
@@ -337,38 +447,13 @@ impl Inner {
         version: ApiVersion,
         query: Option<&str>,
     ) -> Result<SimResponse, GraphError> {
-        let params: HashMap<String, String> =
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let top = match params.get("$top") {
-            None => DEFAULT_PAGE,
-            Some(t) => t
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE).contains(n))
-                .ok_or_else(|| {
-                    GraphError::bad_request(format!(
-                        "Invalid page size '{t}': $top must be between 1 and {MAX_PAGE}."
-                    ))
-                })?,
-        };
-        let skip = match params.get("$skiptoken") {
-            None => 0,
-            Some(t) => t.parse::<usize>().map_err(|_| {
-                GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "Directory_InvalidSkipToken",
-                    "The specified page token value has expired or is invalid.",
-                )
-            })?,
-        };
+        let (top, skip, params) = page_params(query, DEFAULT_PAGE, MAX_PAGE)?;
         let (page, more) = d.list_users(skip, top);
-        let mut body = json!({
+        let body = json!({
             "@odata.context": format!("{}/{}/$metadata#users(id,userPrincipalName)", self.base_url, version.as_str()),
             "value": page,
         });
-        if more {
+        let next = more.then(|| {
             let select: String = params
                 .get("$select")
                 .map(|s| {
@@ -377,17 +462,52 @@ impl Inner {
                         .collect()
                 })
                 .unwrap_or_else(|| "id,userPrincipalName".to_string());
-            let next = format!(
+            format!(
                 "{}/{}/users?$select={select}&$top={top}&$skiptoken={}",
                 self.base_url,
                 version.as_str(),
                 skip + top
-            );
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("@odata.nextLink".into(), json!(next));
-            }
-        }
-        Ok(ok(body))
+            )
+        });
+        Ok(ok(with_next_link(body, next)))
+    }
+
+    /// `GET /reports/authenticationMethods/userRegistrationDetails?$top=N[&$skiptoken=K]`, paged
+    /// with `@odata.nextLink` (an absolute URL with a `$skiptoken`, as clients follow it:
+    /// `.../userRegistrationDetails?$skiptoken=...` in microsoft/zerotrustassessment#387), pages
+    /// of [`REPORT_DEFAULT_PAGE`] without `$top` and at most [`REPORT_MAX_PAGE`]; a `$top` out of
+    /// range is refused as `/users` refuses it (the stricter reading: Graph's page of this API
+    /// says nothing of page sizes).
+    fn registration_details(
+        &self,
+        d: &Directory,
+        version: ApiVersion,
+        query: Option<&str>,
+    ) -> Result<SimResponse, GraphError> {
+        let (top, skip, _) = page_params(query, REPORT_DEFAULT_PAGE, REPORT_MAX_PAGE)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (page, more) =
+            d.registration_page(skip, top, version == ApiVersion::Beta, &rfc3339(now));
+        let body = json!({
+            "@odata.context": format!(
+                "{}/{}/$metadata#reports/authenticationMethods/userRegistrationDetails",
+                self.base_url,
+                version.as_str()
+            ),
+            "value": page,
+        });
+        let next = more.then(|| {
+            format!(
+                "{}/{}/reports/authenticationMethods/userRegistrationDetails?$top={top}&$skiptoken={}",
+                self.base_url,
+                version.as_str(),
+                skip + top
+            )
+        });
+        Ok(ok(with_next_link(body, next)))
     }
 
     /// `GET /groups/{id}/[transitive]members`, paged like `/users` (`$top`, `$skiptoken`).
@@ -485,6 +605,16 @@ fn permitted(grant: &IssuedToken, route: &Route) -> Result<(), GraphError> {
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         ),
+        // As Graph answered an app without AuditLog.Read.All
+        // (microsoftgraph/microsoft-graph-docs-contrib#1852).
+        DeniedShape::Reports => GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authentication_MSGraphPermissionMissing",
+            format!(
+                "Calling principal does not have required MSGraph permissions {}",
+                needed.first().copied().unwrap_or("")
+            ),
+        ),
     })
 }
 
@@ -554,6 +684,11 @@ async fn graph_handler(
         Ok(g) => g,
         Err(resp) => return resp.into_response(),
     };
+    // `ConsistencyLevel: eventual` (advanced queries: `$count`).
+    let eventual = headers
+        .get("consistencylevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"));
     let outcome = inner.process(
         &grant,
         version,
@@ -562,6 +697,7 @@ async fn graph_handler(
         uri.query(),
         parse_body(&body),
         FaultChoice::Roll,
+        eventual,
     );
     let response = inner.finish(outcome, conn.map(|Extension(c)| c)).await;
     tracing::debug!(%method, path = uri.path(), status = response.status().as_u16(), "graph request");
@@ -665,6 +801,15 @@ async fn batch_handler(
             None | Some(Value::Null) => Ok(None),
             Some(v) => Ok(Some(v.clone())),
         };
+        let eventual = request
+            .get("headers")
+            .and_then(Value::as_object)
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("consistencylevel"))
+                    .and_then(|(_, v)| v.as_str())
+            })
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"));
         let outcome = inner.process(
             &grant,
             version,
@@ -673,6 +818,7 @@ async fn batch_handler(
             query,
             body,
             FaultChoice::Preset(fault),
+            eventual,
         );
         let entry = match outcome {
             Outcome::Respond(r) => r,

@@ -244,11 +244,15 @@ pub(crate) struct Refused {
     pub(crate) limit: Limit,
 }
 
-/// The two budgets Graph applies per app and tenant.
+/// The two budgets Graph applies per app and tenant, and the reports service's own.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     pub(crate) ru: Budget,
     pub(crate) writes: Budget,
+    /// Requests to the identity and access reports (the registration report), counted apart
+    /// from the resource units: a different service with its own limits (see
+    /// [`crate::SimConfig::report_requests_per_window`]). Unlimited unless set.
+    pub(crate) reports: Budget,
 }
 
 impl Throttle {
@@ -263,6 +267,30 @@ impl Throttle {
         Throttle {
             ru: Budget::new(model, ru_per_window, window, now),
             writes: Budget::new(model, writes_per_window, write_window, now),
+            reports: Budget::new(
+                ThrottleModel::SlidingWindow,
+                0,
+                Duration::from_secs(10),
+                now,
+            ),
+        }
+    }
+
+    /// The reports budget: `limit` requests in any sliding `window` (0 = unlimited).
+    pub(crate) fn with_reports(mut self, limit: u32, window: Duration) -> Self {
+        self.reports = Budget::new(ThrottleModel::SlidingWindow, limit, window, Instant::now());
+        self
+    }
+
+    /// Charges a request to the reports service, or tells how long until it would fit. A
+    /// refused request is not charged, as on the other budgets.
+    pub(crate) fn admit_report(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.reports.wait_for(now, 1) {
+            None => {
+                self.reports.charge(now, 1);
+                Ok(())
+            }
+            Some(wait) => Err(wait),
         }
     }
 
@@ -413,6 +441,7 @@ mod tests {
             let mut t = Throttle {
                 ru: Budget::new(model, 5, Duration::from_secs(1), t0),
                 writes: Budget::new(model, 2, Duration::from_secs(10), t0),
+                reports: Budget::new(model, 0, Duration::from_secs(10), t0),
             };
             assert_eq!(t.admit(t0, true).map(|a| a.cost_ru), Ok(2));
             assert!(t.admit(t0, true).is_ok());
@@ -441,6 +470,7 @@ mod tests {
             let mut t = Throttle {
                 ru: Budget::new(model, 10, Duration::from_secs(1000), t0),
                 writes: Budget::new(model, 0, Duration::from_secs(1), t0),
+                reports: Budget::new(model, 0, Duration::from_secs(10), t0),
             };
             let shares: Vec<Option<f64>> = (0..10)
                 .map(|_| t.admit(t0, false).expect("fits").limit_percentage)
@@ -484,6 +514,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn reports_are_five_in_any_ten_seconds_apart_from_the_units() {
+        let t0 = Instant::now();
+        let mut t = bucket(10, Duration::from_secs(1), 0, Duration::from_secs(1))
+            .with_reports(5, Duration::from_secs(10));
+        for i in 0..5 {
+            assert!(t.admit_report(t0 + Duration::from_millis(i * 100)).is_ok());
+        }
+        // The sixth waits until the first leaves the window: 10 s after it.
+        let wait = t
+            .admit_report(t0 + Duration::from_millis(500))
+            .expect_err("a sixth in 10 s");
+        assert_eq!(wait, Duration::from_millis(9_500));
+        assert_eq!(format_retry_after(wait), "10");
+        // The resource units are untouched.
+        assert!(t.admit(t0, false).is_ok());
+        assert_eq!(t.ru.in_use(t0), 1);
+        assert!(t.admit_report(t0 + Duration::from_secs(10)).is_ok());
     }
 
     #[test]

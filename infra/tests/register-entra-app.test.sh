@@ -28,6 +28,7 @@ readonly ID_EMAIL_READ="aaaaaaa1-0000-4000-8000-000000000004"
 readonly ID_TAP="aaaaaaa1-0000-4000-8000-000000000005"
 readonly ID_AUDIT="aaaaaaa1-0000-4000-8000-000000000006"
 readonly ID_DIRECTORY_RW="aaaaaaa1-0000-4000-8000-000000000007"
+readonly ID_METHODS_READ="aaaaaaa1-0000-4000-8000-000000000008"
 readonly ID_SCOPE_USER_READ="e1fe6dd8-ba31-4d61-89e7-88639da4683d"
 readonly OTHER_API="00000002-0000-0ff1-ce00-000000000000"
 
@@ -218,6 +219,7 @@ tenant() {
     printf '%s\t%s\n' UserAuthMethod-TAP.ReadWrite.All "$ID_TAP"
     printf '%s\t%s\n' AuditLog.Read.All "$ID_AUDIT"
     printf '%s\t%s\n' Directory.ReadWrite.All "$ID_DIRECTORY_RW"
+    printf '%s\t%s\n' UserAuthenticationMethod.Read.All "$ID_METHODS_READ"
   } >"$state/graph_roles"
   printf '%s\t%s\n' User.Read "$ID_SCOPE_USER_READ" >"$state/graph_scopes"
   printf '%s\n' "Office 365 Exchange Online" >"$state/sps/$OTHER_API"
@@ -405,6 +407,19 @@ start "--features default-method,export,tap,readiness: the broad one covers meth
 run --cert "$cert" --features default-method,export,tap,readiness
 expect_rc 0
 expect_requested "$NEW1" "$ID_BROAD" "$ID_USER_READ" "$ID_AUDIT"
+finish
+
+start "--features readiness,readiness-per-user: AuditLog, User.Read.All, reading every method"
+run --cert "$cert" --features readiness,readiness-per-user
+expect_rc 0
+expect_requested "$NEW1" "$ID_AUDIT" "$ID_USER_READ" "$ID_METHODS_READ"
+expect_out out "readiness-per-user User.Read.All, UserAuthenticationMethod.Read.All"
+finish
+
+start "--features readiness-per-user,default-method: the broad one reads the methods"
+run --cert "$cert" --features readiness-per-user,default-method
+expect_rc 0
+expect_requested "$NEW1" "$ID_BROAD" "$ID_USER_READ"
 finish
 
 start "an unknown feature: refused before any az call"

@@ -286,6 +286,7 @@ impl Builder {
                 }
             }),
             default_method: s.default_method.clone(),
+            methods: s.methods.clone(),
         };
         for p in [&s.mobile, &s.alternate_mobile, &s.office]
             .into_iter()

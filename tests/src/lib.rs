@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` starts, throwaway buckets/queues/secrets, and queue draining.
 
 pub mod backpressure;
+pub mod browser;
 pub mod collector;
 pub mod dataset;
 pub mod lambda_rt;

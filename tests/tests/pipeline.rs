@@ -252,6 +252,7 @@ async fn crash_worker(
                 email: s.email.clone(),
                 sms_sign_in: None,
                 default_method: s.default_method.clone(),
+                methods: s.methods.clone(),
             };
             (s.upn.to_lowercase(), st)
         })

@@ -3,6 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use graph_sim::GraphSim;
+use serde_json::json;
+
+/// The tenant and app of the test certificate (`tests/fixtures`), as the simulators of the
+/// tests register them.
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mfa-preload"));
@@ -93,4 +102,39 @@ pub fn generated(dir: &Path, n: usize) -> PathBuf {
     let p = dir.join("generated.csv");
     std::fs::write(&p, text).expect("write generated file");
     p
+}
+
+/// A file of `tests/fixtures`.
+pub fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(repo(&format!("tests/fixtures/{name}"))).unwrap()
+}
+
+/// The app's credentials as the worker's secret JSON, in `dir/secret.json`; its path.
+pub fn secret(dir: &Path) -> String {
+    let p = dir.join("secret.json");
+    std::fs::write(
+        &p,
+        json!({
+            "tenantId": TENANT,
+            "clientId": CLIENT,
+            "certificatePem": fixture_text("test-app.crt.pem"),
+            "privateKeyPem": fixture_text("test-app.key.pem"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    s(&p).to_string()
+}
+
+/// Runs the tool in `dir` against `sim` standing in for Graph (GRAPH_BASE_URL, LOGIN_BASE_URL).
+pub async fn cli(sim: &GraphSim, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::from(bin());
+    cmd.args(args)
+        .env("GRAPH_BASE_URL", sim.base_url())
+        .env("LOGIN_BASE_URL", sim.base_url())
+        .current_dir(dir);
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finishes")
+        .unwrap()
 }

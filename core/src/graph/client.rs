@@ -136,6 +136,8 @@ pub(crate) struct Call {
     pub(crate) path: String,
     pub(crate) body: Option<Value>,
     pub(crate) target: Target,
+    /// Request headers beyond the token's (e.g. `ConsistencyLevel: eventual`).
+    pub(crate) headers: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Default)]
@@ -154,6 +156,11 @@ pub struct GraphClient {
     settings: GraphSettings,
     tokens: TokenProvider,
     limiter: AdaptiveLimiter,
+    /// Admission of the identity and access reports (`reports/...`), which Graph throttles on
+    /// a budget of their own, far below the resource units ("Five requests per 10 seconds" per
+    /// app per tenant, https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-reports-service-limits):
+    /// their 429s and `Retry-After` pauses hold report calls only, not the method calls.
+    reports_limiter: AdaptiveLimiter,
     counters: Counters,
     opts: ClientOptions,
 }
@@ -207,11 +214,19 @@ impl GraphClient {
             .user_agent(concat!("mfa-preload/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let tokens = TokenProvider::new(http.clone(), Arc::new(credentials), &settings);
+        // Report pages are read one after another: one in flight is all they need.
+        let reports = LimiterConfig {
+            initial: 1,
+            min: 1,
+            max: 2,
+            ..opts.limiter.clone()
+        };
         Ok(GraphClient {
             http,
             settings,
             tokens,
             limiter: AdaptiveLimiter::new(opts.limiter.clone()),
+            reports_limiter: AdaptiveLimiter::new(reports),
             counters: Counters::default(),
             opts,
         })
@@ -304,12 +319,27 @@ impl GraphClient {
         body: Option<Value>,
         target: Target,
     ) -> Result<Option<Value>, GraphError> {
+        self.send_with_headers(method, api, path, body, target, &[])
+            .await
+    }
+
+    /// [`GraphClient::send`] with extra request headers.
+    pub(crate) async fn send_with_headers(
+        &self,
+        method: Method,
+        api: Api,
+        path: String,
+        body: Option<Value>,
+        target: Target,
+        headers: &'static [(&'static str, &'static str)],
+    ) -> Result<Option<Value>, GraphError> {
         self.execute(Call {
             method,
             api,
             path,
             body,
             target,
+            headers,
         })
         .await
     }
@@ -326,12 +356,17 @@ impl GraphClient {
         let mut refreshed = false;
         let mut had_transient = false;
         let mut first = true;
+        let limiter = if call.path.starts_with("reports/") {
+            &self.reports_limiter
+        } else {
+            &self.limiter
+        };
         loop {
             if !first {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             first = false;
-            let permit = self.limiter.acquire().await;
+            let permit = limiter.acquire().await;
             let token = match self.tokens.token().await {
                 Ok(t) => t,
                 Err(e) => return Err(e.into()),
@@ -341,6 +376,9 @@ impl GraphClient {
                 .http
                 .request(call.method.clone(), &url)
                 .bearer_auth(token.secret());
+            for (name, value) in call.headers {
+                rb = rb.header(*name, *value);
+            }
             match &call.body {
                 Some(b) => rb = rb.json(b),
                 // Graph's HTTP/1.1 front end answers 411 Length Required to a POST without
@@ -513,7 +551,11 @@ async fn read_success(
 fn feature_of(call: &Call) -> Feature {
     let read = call.method == Method::GET;
     let p = call.path.as_str();
-    if p.contains("/phoneMethods") {
+    if p.starts_with("reports/") {
+        Feature::RegistrationReport
+    } else if p.contains("/authentication/methods") {
+        Feature::AllMethodsRead
+    } else if p.contains("/phoneMethods") {
         if read {
             Feature::PhoneMethodsRead
         } else {
@@ -553,6 +595,16 @@ fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bo
     // A missing permission or consent: `accessDenied` "Request Authorization failed" on
     // authentication-method paths, `Authorization_RequestDenied` on directory paths; either way
     // the same for every user.
+    // The registration report in a tenant without Entra ID P1/P2: "Neither tenant is B2C or
+    // tenant doesn't have premium license"
+    // (https://learn.microsoft.com/en-us/graph/known-issues, "License check errors for Azure AD
+    // activity reports"), whatever the app is granted.
+    if status == 403 && (code.contains("NonPremiumTenant") || lower.contains("premium license")) {
+        return GraphError::Configuration(ConfigFault::NotLicensed {
+            what: feature_of(call).describe().to_string(),
+            graph: format!("403 {code_s}: {masked}"),
+        });
+    }
     if status == 403 {
         let feature = feature_of(call);
         return GraphError::Configuration(ConfigFault::MissingPermission {
@@ -643,6 +695,7 @@ mod tests {
             path: String::new(),
             body: None,
             target,
+            headers: &[],
         }
     }
 

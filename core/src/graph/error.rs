@@ -41,6 +41,12 @@ pub enum ConfigFault {
         /// Graph's code and message, or "the token's roles claim".
         graph: String,
     },
+    /// The tenant lacks the licence a feature needs (the registration report needs Microsoft
+    /// Entra ID P1 or P2), whatever the app is granted.
+    #[error(
+        "the tenant is not licensed {what}: it needs Microsoft Entra ID P1 or P2 (Graph: {graph})"
+    )]
+    NotLicensed { what: String, graph: String },
     /// The token endpoint refused the app's credentials.
     #[error(
         "the token endpoint refused the app's credentials ({error}{code}): {hint} [{description}]"
@@ -74,6 +80,7 @@ impl ConfigFault {
     pub fn kind(&self) -> &'static str {
         match self {
             ConfigFault::MissingPermission { .. } => "missing_permission",
+            ConfigFault::NotLicensed { .. } => "not_licensed",
             ConfigFault::Credentials { .. } => "credentials_refused",
             ConfigFault::Secret(_) => "secret_unusable",
             ConfigFault::ProtectedUsers(_) => "protected_users_unresolved",

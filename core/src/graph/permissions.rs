@@ -28,10 +28,15 @@ pub enum Feature {
     ListUsers,
     /// Reading a group's members (`PROTECTED_USERS` with a group).
     GroupMembers,
+    /// The registration report (`readiness`: `reports/authenticationMethods/userRegistrationDetails`).
+    RegistrationReport,
+    /// Reading every authentication method of a user (`readiness` per user:
+    /// `users/{id}/authentication/methods`).
+    AllMethodsRead,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 10] = [
         Feature::PhoneMethods,
         Feature::PhoneMethodsRead,
         Feature::EmailMethods,
@@ -40,6 +45,8 @@ impl Feature {
         Feature::DefaultMethodRead,
         Feature::ListUsers,
         Feature::GroupMembers,
+        Feature::RegistrationReport,
+        Feature::AllMethodsRead,
     ];
 
     /// What the feature is, in an administrator's words.
@@ -55,6 +62,10 @@ impl Feature {
             Feature::DefaultMethodRead => "reading the default method (signInPreferences)",
             Feature::ListUsers => "reading users",
             Feature::GroupMembers => "reading group members",
+            Feature::RegistrationReport => {
+                "reading the authentication methods registration report (userRegistrationDetails)"
+            }
+            Feature::AllMethodsRead => "reading every authentication method of a user",
         }
     }
 
@@ -93,6 +104,16 @@ impl Feature {
                 "User.ReadWrite.All",
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
+            ],
+            // https://learn.microsoft.com/en-us/graph/api/authenticationmethodsroot-list-userregistrationdetails
+            // (application: AuditLog.Read.All; UserAuthenticationMethod.Read.All alone is refused,
+            // microsoftgraph/microsoft-graph-docs-contrib#1852).
+            Feature::RegistrationReport => &["AuditLog.Read.All"],
+            // https://learn.microsoft.com/en-us/graph/api/authentication-list-methods ("acting on
+            // other users", application): no method-specific permission reads every method.
+            Feature::AllMethodsRead => &[
+                "UserAuthenticationMethod.Read.All",
+                "UserAuthenticationMethod.ReadWrite.All",
             ],
             Feature::GroupMembers => &[
                 "GroupMember.Read.All",

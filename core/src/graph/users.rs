@@ -103,14 +103,34 @@ impl GraphClient {
     }
 
     /// `@odata.nextLink` is absolute; only links to this client's Graph `/v1.0/` are followed.
-    fn relative_v1_path(&self, link: &str) -> Result<String, GraphError> {
+    pub(crate) fn relative_v1_path(&self, link: &str) -> Result<String, GraphError> {
         let prefix = format!("{}/v1.0/", self.settings().graph_base_url);
         link.strip_prefix(&prefix)
             .map(str::to_string)
             .ok_or_else(|| {
-                GraphError::InvalidResponse(format!(
-                    "users: @odata.nextLink does not start with {prefix}"
-                ))
+                GraphError::InvalidResponse(format!("@odata.nextLink does not start with {prefix}"))
             })
+    }
+
+    /// How many users the tenant has (`GET /users/$count` with `ConsistencyLevel: eventual`,
+    /// which Graph requires for `$count`: https://learn.microsoft.com/en-us/graph/aad-advanced-queries;
+    /// the answer is the number as text, https://learn.microsoft.com/en-us/graph/api/user-list).
+    pub async fn count_users(&self) -> Result<u64, GraphError> {
+        let body = self
+            .send_with_headers(
+                Method::GET,
+                Api::V1,
+                "users/$count".to_string(),
+                None,
+                Target::User,
+                &[("ConsistencyLevel", "eventual")],
+            )
+            .await?;
+        body.as_ref()
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+            .ok_or_else(|| GraphError::InvalidResponse("users/$count: not a number".into()))
     }
 }
