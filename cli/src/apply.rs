@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use mfa_preload_core::apply::{apply, features};
 use mfa_preload_core::graph::{ConfigFault, Feature};
+use mfa_preload_core::tap::IssuedPass;
 use mfa_preload_core::{Job, Reason};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -13,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::args::{GraphArgs, InputArgs, RunArgs};
 use crate::connect::Session;
 use crate::input::{self, Input, InputRow};
+use crate::passes::PassesWriter;
 use crate::progress::Progress;
 use crate::report::{self, Tally};
 use crate::results::{self, ResultRow, ResultsWriter};
@@ -26,6 +28,10 @@ pub struct Options {
     pub results: Option<PathBuf>,
     pub resume: Option<PathBuf>,
     pub overwrite: bool,
+    /// The passes file (default FILE-stem.passes.csv).
+    pub passes: Option<PathBuf>,
+    /// Print the passes issued at the end.
+    pub show_passes: bool,
 }
 
 /// The `Job` of requests made by the command-line tool.
@@ -121,6 +127,30 @@ pub async fn run(
     let seed: Vec<_> = input.valid().collect();
     let job = cli_job(&input);
     let session = Session::open(graph, &seed, &input_features(&input, &job)).await?;
+    // The passes file, before any user is touched (and before the results file, so that a
+    // refusal leaves nothing behind), when a row to do asks for a pass.
+    let wants_passes = todo.iter().any(|r| {
+        r.status
+            .as_ref()
+            .is_ok_and(|v| v.temporary_access_pass.is_some())
+    });
+    if opts.resume.is_none() {
+        ResultsWriter::refuse_existing(&path, opts.overwrite || graph.simulate)?;
+    }
+    let mut passes = if wants_passes {
+        let p = opts
+            .passes
+            .clone()
+            .unwrap_or_else(|| input::default_output(&args.file, "passes"));
+        Some(PassesWriter::open(
+            &p,
+            opts.resume.is_some(),
+            opts.overwrite || graph.simulate,
+            opts.show_passes,
+        )?)
+    } else {
+        None
+    };
     let mut writer = match &opts.resume {
         Some(p) => {
             results::rewrite(p, &kept)?;
@@ -138,16 +168,28 @@ pub async fn run(
     }
 
     let progress = Arc::new(Progress::new("apply", todo.len() as u64));
-    let (tx, mut rx) = mpsc::unbounded_channel::<ResultRow>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(ResultRow, Option<IssuedPass>)>();
     let writer_progress = progress.clone();
     let writer_task = tokio::spawn(async move {
         let mut rows = Vec::new();
-        while let Some(r) = rx.recv().await {
+        while let Some((r, pass)) = rx.recv().await {
+            // The pass reaches its file before the row's result says it was issued.
+            if let Some(p) = &pass {
+                match passes.as_mut() {
+                    Some(w) => w.write(&r.user, p)?,
+                    None => {
+                        return Err(Failure::Usage(format!(
+                            "row {}: a Temporary Access Pass was issued but no passes file is open",
+                            r.row
+                        )))
+                    }
+                }
+            }
             writer.write(&r)?;
             writer_progress.inc();
             rows.push(r);
         }
-        Ok::<_, Failure>(rows)
+        Ok::<_, Failure>((rows, passes))
     });
 
     let mut cancel = watch_ctrl_c();
@@ -172,7 +214,7 @@ pub async fn run(
         }
         let valid = match &r.status {
             Err(e) => {
-                let _ = tx.send(ResultRow::rejected(&r.user, e));
+                let _ = tx.send((ResultRow::rejected(&r.user, e), None));
                 started += 1;
                 continue;
             }
@@ -226,13 +268,13 @@ pub async fn run(
             }
             let out = ResultRow::from_user_result(row, &user, &res);
             tracing::info!(row, outcome = %out.outcome, reason = %out.reason, "user done");
-            let _ = tx.send(out);
+            let _ = tx.send((out, res.pass));
             drop(permit);
         });
     }
     while tasks.join_next().await.is_some() {}
     drop(tx);
-    let new_rows = writer_task
+    let (new_rows, passes) = writer_task
         .await
         .map_err(|e| Failure::Usage(format!("results writer: {e}")))??;
     progress.finish();
@@ -247,6 +289,23 @@ pub async fn run(
     println!();
     tally.print(&format!("{} -> {}", args.file.display(), path.display()));
     report::print_rows(&all, tuning.show);
+    if let Some(p) = &passes {
+        println!();
+        println!(
+            "{} Temporary Access Passes issued, written to {} (readable by you only; the one place they are kept: hand them out, then delete the file)",
+            p.written(),
+            p.path().display()
+        );
+        if let Some(shown) = p.shown() {
+            for [user, pass, start, lifetime, once] in shown {
+                let start = if start.is_empty() { "now" } else { start };
+                println!(
+                    "  {user}  {pass}  from {start}, {lifetime} min{}",
+                    if once == "true" { ", once" } else { "" }
+                );
+            }
+        }
+    }
     let fault = fault_rx.borrow().clone();
     if let Some(f) = fault {
         let left = todo.len() - started;

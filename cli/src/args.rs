@@ -45,9 +45,17 @@ pub enum Command {
         /// failed transiently are tried again) and the rest are appended to it.
         #[arg(long, value_name = "RESULTS")]
         resume: Option<PathBuf>,
-        /// Replace an existing results file.
+        /// Replace an existing results file (and passes file).
         #[arg(long)]
         overwrite: bool,
+        /// Where the Temporary Access Passes the run issues go (default: FILE-stem.passes.csv
+        /// in the current directory): created readable by its owner only; the one place a pass
+        /// is written.
+        #[arg(long, value_name = "PATH")]
+        passes: Option<PathBuf>,
+        /// Also print the passes issued on the terminal at the end.
+        #[arg(long)]
+        show_passes: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -62,7 +70,7 @@ pub enum Command {
         #[arg(long, value_name = "UPN")]
         user: Option<String>,
         /// Without --file: the features to check the permissions of, as for
-        /// infra/register-entra-app.sh (phone, email, default-method, export, readiness,
+        /// infra/register-entra-app.sh (phone, email, default-method, export, tap, readiness,
         /// readiness-per-user).
         #[arg(
             long,
@@ -76,6 +84,24 @@ pub enum Command {
         /// Extra header names of the file, as for the other commands.
         #[arg(long = "map", value_name = "THEIRS=OURS")]
         map: Vec<String>,
+    },
+    /// Gather the Temporary Access Passes the AWS deployment issued for an uploaded file (one
+    /// pass file per row under passes/) into one passes file. Run it as the helpdesk principal
+    /// (the stack's PassReaderPrincipalArn): only it may decrypt them.
+    Passes {
+        /// The uploaded file: s3://BUCKET/incoming/FILE.csv
+        #[arg(value_name = "S3_URL")]
+        file: String,
+        /// Only this upload of the file (default: every upload whose passes are still kept).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// Where the passes go (default: FILE-stem.passes.csv in the current directory),
+        /// created readable by you only.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Follow a job in the AWS deployment: progress, rate and ETA, counts by outcome and reason,
     /// from the job ledger (DynamoDB). Needs the stack's LedgerReaderPolicy (plus

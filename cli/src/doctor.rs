@@ -99,10 +99,11 @@ fn named_features(names: &[String]) -> Result<Vec<Feature>, Failure> {
                 Feature::EmailMethodsRead,
             ]),
             "readiness" => out.push(Feature::RegistrationReport),
+            "tap" => out.push(Feature::Tap),
             "readiness-per-user" => out.extend([Feature::ListUsers, Feature::AllMethodsRead]),
             other => {
                 return Err(Failure::Usage(format!(
-                    "--features: unknown feature '{other}' (phone, email, default-method, export, readiness, readiness-per-user)"
+                    "--features: unknown feature '{other}' (phone, email, default-method, export, tap, readiness, readiness-per-user)"
                 )))
             }
         }

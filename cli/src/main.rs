@@ -9,6 +9,7 @@ mod connect;
 mod doctor;
 mod export;
 mod input;
+mod passes;
 mod plan;
 mod progress;
 mod readiness;
@@ -69,14 +70,30 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             results,
             resume,
             overwrite,
+            passes,
+            show_passes,
             run,
         } => {
             let opts = apply::Options {
                 results,
                 resume,
                 overwrite,
+                passes,
+                show_passes,
             };
             apply::run(&cli.graph, &input, opts, &run).await
+        }
+        Command::Passes {
+            file,
+            run,
+            out,
+            overwrite,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let name = file.rsplit('/').next().unwrap_or("uploaded.csv");
+                input::default_output(std::path::Path::new(name), "passes")
+            });
+            passes::fetch(&file, run.as_deref(), &out, overwrite).await
         }
         Command::Status {
             file,

@@ -25,15 +25,45 @@ pub fn from_input(r: &InputRow, ok_outcome: &str) -> ResultRow {
     }
 }
 
-/// Appends rows to a results file, flushing each one.
-pub struct ResultsWriter {
+/// A CSV file written a record at a time, each flushed, every cell Excel-safe.
+pub struct CsvFile {
     path: PathBuf,
     w: SafeCsv<BufWriter<File>>,
 }
 
+impl CsvFile {
+    pub fn new(path: &Path, file: File) -> CsvFile {
+        CsvFile {
+            path: path.to_path_buf(),
+            w: SafeCsv::new(BufWriter::new(file)),
+        }
+    }
+
+    /// Writes and flushes one record.
+    pub fn write<I, S>(&mut self, cells: I) -> Result<(), Failure>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.w
+            .record(cells)
+            .map_err(|e| Failure::Usage(format!("writing {}: {e}", self.path.display())))?;
+        self.w.flush().map_err(|e| Failure::io(&self.path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Appends rows to a results file, flushing each one.
+pub struct ResultsWriter {
+    csv: CsvFile,
+}
+
 impl ResultsWriter {
-    /// A new file with the header; an existing file is refused unless `overwrite`.
-    pub fn create(path: &Path, overwrite: bool) -> Result<ResultsWriter, Failure> {
+    /// Refuses an existing file unless `overwrite` (before anything else is created).
+    pub fn refuse_existing(path: &Path, overwrite: bool) -> Result<(), Failure> {
         if path.exists() && !overwrite {
             return Err(Failure::Usage(format!(
                 "{} exists: continue it with --resume {}, choose another --results, or pass --overwrite",
@@ -41,12 +71,17 @@ impl ResultsWriter {
                 path.display()
             )));
         }
+        Ok(())
+    }
+
+    /// A new file with the header; an existing file is refused unless `overwrite`.
+    pub fn create(path: &Path, overwrite: bool) -> Result<ResultsWriter, Failure> {
+        ResultsWriter::refuse_existing(path, overwrite)?;
         let file = File::create(path).map_err(|e| Failure::io(path, e))?;
         let mut w = ResultsWriter {
-            path: path.to_path_buf(),
-            w: SafeCsv::new(BufWriter::new(file)),
+            csv: CsvFile::new(path, file),
         };
-        w.write_cells(RESULTS_HEADER)?;
+        w.csv.write(RESULTS_HEADER)?;
         Ok(w)
     }
 
@@ -57,33 +92,30 @@ impl ResultsWriter {
             .open(path)
             .map_err(|e| Failure::io(path, e))?;
         Ok(ResultsWriter {
-            path: path.to_path_buf(),
-            w: SafeCsv::new(BufWriter::new(file)),
+            csv: CsvFile::new(path, file),
         })
     }
 
-    fn write_cells<I, S>(&mut self, cells: I) -> Result<(), Failure>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let path = self.path.clone();
-        self.w
-            .record(cells)
-            .map_err(|e| Failure::Usage(format!("writing {}: {e}", path.display())))?;
-        self.w.flush().map_err(|e| Failure::io(&path, e))
-    }
-
     pub fn write(&mut self, r: &ResultRow) -> Result<(), Failure> {
-        self.write_cells(r.cells())
+        self.csv.write(r.cells())
     }
 }
 
 /// Creates (or truncates) a file readable and writable by its owner only (on Unix; elsewhere the
 /// directory's defaults apply): for files that hold phone numbers or secrets.
 pub fn create_private(path: &Path) -> std::io::Result<File> {
+    open_private(path, false)
+}
+
+/// [`create_private`], or with `append` opens (creating if need be) for appending; an existing
+/// file is narrowed to its owner too.
+pub fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
     let mut o = OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    if append {
+        o.append(true).create(true);
+    } else {
+        o.write(true).create(true).truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

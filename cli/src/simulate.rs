@@ -206,6 +206,7 @@ mod tests {
             policy: Default::default(),
             sms_sign_in: None,
             default_method: None,
+            temporary_access_pass: None,
         };
         let shape =
             |u: Option<SeedUser>| u.map(|u| (u.mobile, u.office, u.email, u.default_method));

@@ -17,6 +17,7 @@ use crate::plan::{
     plan, same_email, summarise, Action, CurrentMethods, Decision, Plan, Rejection, Subject,
 };
 use crate::reason::Outcome;
+use crate::tap::IssuedPass;
 
 /// What happened to one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct UserResult {
     pub transient: bool,
     /// The failure is the deployment's, not the user's: retry once an administrator fixed it.
     pub config_fault: Option<ConfigFault>,
+    /// The Temporary Access Pass Graph issued (a secret: its `Debug` is redacted). The caller
+    /// delivers it to the one place the administrator chose, and nowhere else.
+    pub pass: Option<IssuedPass>,
 }
 
 impl UserResult {
@@ -50,7 +54,20 @@ impl UserResult {
             notes,
             transient,
             config_fault: None,
+            pass: None,
         }
+    }
+
+    /// A failure that may pass if tried later, before or after the user was touched (a pass
+    /// delivery that failed): retried by the queue, `retries_exhausted` in the end.
+    pub fn transient_failure(detail: String) -> UserResult {
+        UserResult::rejected(
+            Rejection::new(crate::reason::Reason::RetriesExhausted, detail),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            true,
+        )
     }
 
     fn from_error(
@@ -92,7 +109,7 @@ impl UserResult {
 
 /// Whether the request manages a phone method, SMS sign-in or the default method (all of which
 /// plan from the phone methods).
-fn manages_phones(req: &Request) -> bool {
+pub(crate) fn manages_phones(req: &Request) -> bool {
     let m = &req.methods;
     m.mobile.is_some()
         || m.alternate_mobile.is_some()
@@ -101,10 +118,16 @@ fn manages_phones(req: &Request) -> bool {
         || req.default_method.is_some()
 }
 
+/// Whether the phone methods are read: when the request manages one of them, or nothing else
+/// (a request that manages nothing still reads, so that a missing user is reported).
+fn reads_phones(req: &Request) -> bool {
+    manages_phones(req) || (req.methods.email.is_none() && req.temporary_access_pass.is_none())
+}
+
 /// The features (and so the Graph permissions) a request uses.
 pub fn features(req: &Request) -> Vec<Feature> {
     let mut f = Vec::new();
-    if manages_phones(req) || req.methods.email.is_none() {
+    if reads_phones(req) {
         f.push(Feature::PhoneMethods);
     }
     if req.methods.email.is_some() {
@@ -113,7 +136,19 @@ pub fn features(req: &Request) -> Vec<Feature> {
     if req.default_method.is_some() {
         f.push(Feature::DefaultMethod);
     }
+    if req.temporary_access_pass.is_some() {
+        f.push(Feature::Tap);
+    }
     f
+}
+
+/// What the caller knows beyond the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions<'a> {
+    /// The method id of a Temporary Access Pass an earlier try of this very request made and
+    /// recorded, but never delivered (the worker's pending record): nobody has it, so it is
+    /// replaced whatever `forcedUpdate` says.
+    pub own_pass_id: Option<&'a str>,
 }
 
 /// Reads what [`plan`] needs: phone methods unless the request manages only the email; email
@@ -122,7 +157,16 @@ pub async fn read_current(
     client: &GraphClient,
     req: &Request,
 ) -> Result<CurrentMethods, GraphError> {
-    let phones = if manages_phones(req) || req.methods.email.is_none() {
+    read_current_with(client, req, &ApplyOptions::default()).await
+}
+
+/// [`read_current`], with what the caller knows about passes of earlier tries.
+pub async fn read_current_with(
+    client: &GraphClient,
+    req: &Request,
+    opts: &ApplyOptions<'_>,
+) -> Result<CurrentMethods, GraphError> {
+    let phones = if reads_phones(req) {
         client.list_phone_methods(&req.user).await?
     } else {
         Vec::new()
@@ -140,16 +184,42 @@ pub async fn read_current(
     } else {
         None
     };
-    Ok(CurrentMethods::from_graph(&phones, &emails, default))
+    let mut current = CurrentMethods::from_graph(&phones, &emails, default);
+    if req.temporary_access_pass.is_some() {
+        // The policy once per client (a run, a cold start); then the user's pass.
+        current.tap_policy_off = client.tap_policy().await?.is_some_and(|p| !p.enabled);
+        if !current.tap_policy_off {
+            current.tap = client
+                .list_tap_methods(&req.user)
+                .await?
+                .into_iter()
+                .find(|t| !t.is_spent())
+                .map(|t| t.existing());
+            current.tap_is_ours = match (&current.tap, opts.own_pass_id) {
+                (Some(t), Some(own)) => t.id == own,
+                _ => false,
+            };
+        }
+    }
+    Ok(current)
 }
 
 /// Reads, plans and applies one request. The token's permissions are checked first, so a
 /// missing one is a configuration fault before the user is touched.
 pub async fn apply(client: &GraphClient, req: &Request) -> UserResult {
+    apply_with(client, req, &ApplyOptions::default()).await
+}
+
+/// [`apply`] with what the caller knows beyond the request.
+pub async fn apply_with(
+    client: &GraphClient,
+    req: &Request,
+    opts: &ApplyOptions<'_>,
+) -> UserResult {
     if let Err(e) = client.check_features(&features(req)).await {
         return UserResult::from_error(&e, Vec::new(), Vec::new(), Vec::new());
     }
-    let current = match read_current(client, req).await {
+    let current = match read_current_with(client, req, opts).await {
         Ok(c) => c,
         Err(e) => return UserResult::from_error(&e, Vec::new(), Vec::new(), Vec::new()),
     };
@@ -176,6 +246,8 @@ struct Run<'a> {
     /// Graph refused SMS sign-in for the mobile's number (another user holds it): the
     /// rejection the row ends with if it asked for SMS sign-in.
     sms_conflict: Option<GraphError>,
+    /// The Temporary Access Pass issued in this run.
+    pass: Option<IssuedPass>,
 }
 
 impl Run<'_> {
@@ -491,6 +563,34 @@ impl Run<'_> {
                 self.done.push(action.label());
                 Ok(())
             }
+            Action::DeleteTap { id } => match c.delete_tap(&user, id).await {
+                // Gone meanwhile (expired and cleaned up, or deleted by hand): nothing to do.
+                Ok(()) | Err(GraphError::MethodNotFound { .. }) => {
+                    self.done.push(action.label());
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Action::CreateTap { request } => {
+                let issued = match c.create_tap(&user, request).await {
+                    Ok(p) => p,
+                    Err(GraphError::MethodAlreadyExists { .. }) => {
+                        // A Graph that refuses a second pass instead of replacing it: the pass
+                        // there is one this plan meant to replace (or raced in): delete, retry.
+                        for t in c.list_tap_methods(&user).await? {
+                            match c.delete_tap(&user, &t.id).await {
+                                Ok(()) | Err(GraphError::MethodNotFound { .. }) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        c.create_tap(&user, request).await?
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.done.push(action.label());
+                self.pass = Some(issued);
+                Ok(())
+            }
         }
     }
 }
@@ -521,16 +621,38 @@ pub async fn execute_plan(
         fresh_mobile_state: None,
         email_id: current.email_id.clone().unwrap_or_default(),
         sms_conflict: None,
+        pass: None,
     };
     for action in &p.actions {
         if let Err(e) = run.step(action).await {
-            return UserResult::from_error(&e, run.decisions, run.done, run.notes);
+            let mut r = UserResult::from_error(&e, run.decisions, run.done, run.notes);
+            r.pass = run.pass;
+            return r;
         }
     }
     if let (Some(e), Some(SmsSignIn::Enable)) = (run.sms_conflict.take(), req.sms_sign_in) {
         // The row asked for SMS sign-in and cannot have it; what else it asked for is done.
         run.notes.clear();
-        return UserResult::from_error(&e, run.decisions, run.done, run.notes);
+        let mut r = UserResult::from_error(&e, run.decisions, run.done, run.notes);
+        r.pass = run.pass;
+        return r;
+    }
+    if let Some(deferred) = &p.deferred {
+        // A pass the user already has, or the policy refuses: the other writes are made.
+        let mut detail = deferred.detail.clone();
+        if !run.done.is_empty() {
+            detail.push_str("; done: ");
+            detail.push_str(&run.done.join(", "));
+        }
+        let mut r = UserResult::rejected(
+            Rejection::new(deferred.reason, detail),
+            run.decisions,
+            run.done,
+            run.notes,
+            false,
+        );
+        r.pass = run.pass;
+        return r;
     }
     UserResult {
         outcome: Ok(summarise(&run.decisions)),
@@ -539,5 +661,6 @@ pub async fn execute_plan(
         notes: run.notes,
         transient: false,
         config_fault: None,
+        pass: run.pass,
     }
 }

@@ -36,10 +36,13 @@ pub enum Field {
     ForcedRemoval,
     SmsSignIn,
     DefaultMethod,
+    TapLifetimeMinutes,
+    TapStart,
+    TapUsableOnce,
 }
 
 impl Field {
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 12] = [
         Field::User,
         Field::Mobile,
         Field::AlternateMobile,
@@ -49,6 +52,9 @@ impl Field {
         Field::ForcedRemoval,
         Field::SmsSignIn,
         Field::DefaultMethod,
+        Field::TapLifetimeMinutes,
+        Field::TapStart,
+        Field::TapUsableOnce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +68,9 @@ impl Field {
             Field::ForcedRemoval => "forcedRemoval",
             Field::SmsSignIn => "smsSignIn",
             Field::DefaultMethod => "defaultMethod",
+            Field::TapLifetimeMinutes => "tapLifetimeMinutes",
+            Field::TapStart => "tapStart",
+            Field::TapUsableOnce => "tapUsableOnce",
         }
     }
 
@@ -83,6 +92,9 @@ impl Field {
             Field::ForcedRemoval => &["ForcedRemoval"],
             Field::SmsSignIn => &["SmsSignIn"],
             Field::DefaultMethod => &["DefaultMethod"],
+            Field::TapLifetimeMinutes => &["TapLifetimeMinutes", "TemporaryAccessPass"],
+            Field::TapStart => &["TapStart", "TapStartDateTime"],
+            Field::TapUsableOnce => &["TapUsableOnce", "TapIsUsableOnce"],
         }
     }
 }

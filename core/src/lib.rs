@@ -33,6 +33,8 @@ pub mod reason;
 pub mod results;
 /// SQS-legal text.
 pub mod sqs_text;
+/// Temporary Access Pass: the request, the tenant's policy, the issued pass (a secret).
+pub mod tap;
 /// User ids (UPN or object id).
 pub mod user;
 /// Row validation into requests.

@@ -162,6 +162,30 @@ pub struct Request {
     pub sms_sign_in: Option<SmsSignIn>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_method: Option<DefaultMethod>,
+    /// Issue a Temporary Access Pass (optional; README, "Temporary Access Pass").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_access_pass: Option<crate::tap::TapRequest>,
+    /// Where the worker delivers the pass: an SQS queue ARN, one of the deployment's
+    /// `PassDeliveryQueueArns` (onboarding producers). Without it, a pass of an uploaded file
+    /// goes to `passes/` in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// An SQS queue ARN (`arn:PARTITION:sqs:REGION:ACCOUNT:NAME`).
+pub fn is_queue_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "sqs"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && (1..=80).contains(&parts[5].len())
+        && parts[5]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Parses and checks a message body against the v1 schema. The error text is safe to log
@@ -243,6 +267,17 @@ pub fn validate_request(req: &Request) -> Result<(), String> {
             return Err("'methods.email' is not an email address".into());
         }
     }
+    if let Some(t) = &req.temporary_access_pass {
+        t.validate()
+            .map_err(|e| format!("'temporaryAccessPass': {e}"))?;
+    }
+    if let Some(q) = &req.reply_to {
+        if !is_queue_arn(q) {
+            return Err(
+                "'replyTo' is not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)".into(),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -271,6 +306,14 @@ mod tests {
             serde_json::json!({"user": "2f1c3a4b-1234-4abc-9def-0123456789ab"})
         ))
         .is_ok());
+        let tap = parse_request(&body(serde_json::json!({"temporaryAccessPass": {
+            "lifetimeInMinutes": 480, "startDateTime": "2027-01-04T07:00:00Z"}})))
+        .unwrap();
+        assert_eq!(
+            tap.temporary_access_pass
+                .map(|t| (t.lifetime_in_minutes, t.is_usable_once)),
+            Some((480, true))
+        );
         let bad = [
             ("{not json", "not JSON"),
             ("[1,2]", "not a JSON object"),
@@ -311,6 +354,28 @@ mod tests {
             (
                 &body(serde_json::json!({"smsSignIn": "maybe"})),
                 "not a valid v1 request",
+            ),
+            (
+                &body(serde_json::json!({"temporaryAccessPass": {"lifetimeInMinutes": 5}})),
+                "'temporaryAccessPass'",
+            ),
+            (
+                &body(
+                    serde_json::json!({"temporaryAccessPass": {"lifetimeInMinutes": 60, "startDateTime": "2027-01-04T08:00:00"}}),
+                ),
+                "time zone",
+            ),
+            (
+                &body(
+                    serde_json::json!({"temporaryAccessPass": {"lifetimeInMinutes": 60, "value": "x"}}),
+                ),
+                "not a valid v1 request",
+            ),
+            (
+                &body(
+                    serde_json::json!({"replyTo": "https://sqs.eu-west-1.amazonaws.com/123456789012/q"}),
+                ),
+                "'replyTo'",
             ),
         ];
         for (b, needle) in bad {

@@ -37,13 +37,17 @@ pub enum Reason {
     /// The user is on the worker's protected list (`PROTECTED_USERS`): its methods are not
     /// changed through this product.
     ProtectedUser,
+    /// The tenant's Temporary Access Pass policy does not allow a pass (for this user).
+    TapNotAllowedByPolicy,
+    /// The user already has a usable Temporary Access Pass and `forcedUpdate` is not set.
+    TapExists,
     /// A fault of the deployment (missing permission or consent, unusable secret, certificate
     /// Entra refuses). Never a DLQ reason: the message goes back to the queue until it is fixed.
     ConfigurationFault,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::InvalidPhoneNumber,
         Reason::InvalidEmail,
         Reason::InvalidUser,
@@ -57,6 +61,8 @@ impl Reason {
         Reason::RetriesExhausted,
         Reason::InvalidMessage,
         Reason::ProtectedUser,
+        Reason::TapNotAllowedByPolicy,
+        Reason::TapExists,
         Reason::ConfigurationFault,
     ];
 
@@ -75,6 +81,8 @@ impl Reason {
             Reason::RetriesExhausted => "retries_exhausted",
             Reason::InvalidMessage => "invalid_message",
             Reason::ProtectedUser => "protected_user",
+            Reason::TapNotAllowedByPolicy => "tap_not_allowed_by_policy",
+            Reason::TapExists => "tap_exists",
             Reason::ConfigurationFault => "configuration_fault",
         }
     }
@@ -112,6 +120,12 @@ impl Reason {
             }
             Reason::InvalidMessage => "fix the producer; check messages against the schema",
             Reason::ProtectedUser => "change such accounts by hand, on purpose",
+            Reason::TapNotAllowedByPolicy => {
+                "enable Temporary Access Pass in the authentication methods policy and include the user; then re-drive"
+            }
+            Reason::TapExists => {
+                "the user has a usable pass: set ForcedUpdate to replace it, or let it expire"
+            }
             Reason::ConfigurationFault => {
                 "grant the missing permission or admin consent, or fix the credentials (secret, certificate, client id, tenant); the queued users then complete by themselves"
             }

@@ -4,6 +4,7 @@
 use crate::csv::{Field, Layout, RawRow, RowError};
 use crate::message::{DefaultMethod, Job, Methods, Policy, Request, SmsSignIn, MESSAGE_VERSION};
 use crate::reason::Reason;
+use crate::tap::TapRequest;
 
 /// What validation needs besides the row.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +22,7 @@ pub struct ValidRow {
     pub policy: Policy,
     pub sms_sign_in: Option<SmsSignIn>,
     pub default_method: Option<DefaultMethod>,
+    pub temporary_access_pass: Option<TapRequest>,
 }
 
 impl ValidRow {
@@ -47,6 +49,8 @@ impl ValidRow {
             policy: self.policy,
             sms_sign_in: self.sms_sign_in,
             default_method: self.default_method,
+            temporary_access_pass: self.temporary_access_pass,
+            reply_to: None,
         }
     }
 }
@@ -63,6 +67,12 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// A yes/no cell ([`parse_bool`]), or why not.
+fn bool_cell(cell: &str) -> Result<bool, String> {
+    parse_bool(cell)
+        .ok_or_else(|| format!("'{cell}' is not a yes/no value (true/false, yes/no, 1/0, ja/nein)"))
 }
 
 fn is_phone(f: Field) -> bool {
@@ -154,6 +164,10 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
     let mut policy = Policy::default();
     let mut sms_sign_in = None;
     let mut default_method = None;
+    // Temporary Access Pass: the lifetime asks for one; start and one-time use qualify it.
+    let mut tap_lifetime: Option<u32> = None;
+    let mut tap_start: Option<(usize, String)> = None;
+    let mut tap_once: Option<(usize, bool)> = None;
     if let Some((i, position, c)) = forbidden_char(raw) {
         let what = match c {
             '\r' => "a carriage return inside the line".to_string(),
@@ -219,15 +233,7 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
                 })
             }
             Field::ForcedUpdate | Field::ForcedRemoval => {
-                let Some(b) = parse_bool(cell) else {
-                    return Err(err(
-                        i,
-                        Reason::InvalidRow,
-                        format!(
-                            "'{cell}' is not a yes/no value (true/false, yes/no, 1/0, ja/nein)"
-                        ),
-                    ));
-                };
+                let b = bool_cell(cell).map_err(|e| err(i, Reason::InvalidRow, e))?;
                 if field == Field::ForcedUpdate {
                     policy.forced_update = b;
                 } else {
@@ -262,8 +268,51 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
                     }
                 }
             }
+            Field::TapLifetimeMinutes => {
+                if !cell.is_empty() {
+                    match crate::tap::parse_lifetime(cell) {
+                        Ok(m) => tap_lifetime = Some(m),
+                        Err(e) => return Err(err(i, Reason::InvalidRow, e)),
+                    }
+                }
+            }
+            Field::TapStart => {
+                if !cell.is_empty() {
+                    match crate::tap::parse_start(cell) {
+                        Ok(t) => tap_start = Some((i, t)),
+                        Err(e) => return Err(err(i, Reason::InvalidRow, e)),
+                    }
+                }
+            }
+            Field::TapUsableOnce => {
+                if !cell.is_empty() {
+                    let b = bool_cell(cell).map_err(|e| err(i, Reason::InvalidRow, e))?;
+                    tap_once = Some((i, b));
+                }
+            }
         }
     }
+    let temporary_access_pass = match tap_lifetime {
+        Some(lifetime_in_minutes) => Some(TapRequest {
+            lifetime_in_minutes,
+            start_date_time: tap_start.map(|(_, t)| t),
+            is_usable_once: tap_once.is_none_or(|(_, b)| b),
+        }),
+        None => {
+            if let Some(i) = tap_start
+                .as_ref()
+                .map(|(i, _)| *i)
+                .or(tap_once.map(|(i, _)| i))
+            {
+                return Err(err(
+                    i,
+                    Reason::InvalidRow,
+                    "a Temporary Access Pass start or one-time setting without TapLifetimeMinutes: give the lifetime (10-43200 minutes), or leave the cell empty".into(),
+                ));
+            }
+            None
+        }
+    };
     let user = user.ok_or_else(|| RowError {
         row: raw.row,
         column: None,
@@ -277,5 +326,6 @@ pub fn validate(raw: &RawRow, layout: &Layout, settings: &Settings) -> Result<Va
         policy,
         sms_sign_in,
         default_method,
+        temporary_access_pass,
     })
 }

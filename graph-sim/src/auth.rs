@@ -51,12 +51,14 @@ pub enum CertificateError {
 }
 
 /// Application permissions an app gets when registered without a list: everything the product
-/// uses (the broad authentication-methods permission, reading users, and the registration
-/// report's AuditLog.Read.All).
-pub const DEFAULT_ROLES: [&str; 3] = [
+/// uses (the broad authentication-methods permission, reading users, the registration report's
+/// AuditLog.Read.All, and reading the authentication methods policy, for the Temporary Access
+/// Pass policy).
+pub const DEFAULT_ROLES: [&str; 4] = [
     "UserAuthenticationMethod.ReadWrite.All",
     "User.Read.All",
     "AuditLog.Read.All",
+    "Policy.Read.AuthenticationMethod",
 ];
 
 /// The registered credential of one app and the application permissions granted to it.

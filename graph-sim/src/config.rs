@@ -6,7 +6,8 @@ use std::time::Duration;
 
 /// How the simulator behaves. `Default` models a large tenant (8,000 RU per 10 s, 3,000 writes
 /// per 150 s, counted as token buckets), no latency, no faults, SMS sign-in allowed for nobody, only seeded users exist,
-/// bodyless POSTs without `Content-Length` refused, SMS sign-in conflicts answered 409.
+/// bodyless POSTs without `Content-Length` refused, SMS sign-in conflicts answered 409, the
+/// Temporary Access Pass enabled for everyone with the portal's settings ([`TapPolicy`]).
 ///
 /// A budget of `0` disables that budget (unlimited).
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +73,9 @@ pub struct SimConfig {
     /// realmjoin/realmjoin-runbooks org/security/sync-MFA-secure-users-to-group_scheduled.md).
     /// Default on.
     pub premium_license: bool,
+    /// The Temporary Access Pass policy of the authentication methods policy (see
+    /// [`TapPolicy`]). Default: enabled for all users with the portal's defaults.
+    pub tap_policy: TapPolicy,
 }
 
 impl Default for SimConfig {
@@ -95,6 +99,65 @@ impl Default for SimConfig {
             report_window: Duration::from_secs(10),
             system_preferred_mfa: false,
             premium_license: true,
+            tap_policy: TapPolicy::default(),
+        }
+    }
+}
+
+/// The tenant's Temporary Access Pass policy, as
+/// `GET /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass`
+/// shows it (https://learn.microsoft.com/en-us/graph/api/resources/temporaryaccesspassauthenticationmethodconfiguration)
+/// and as creating a pass enforces it (see the crate docs, "Temporary Access Pass").
+///
+/// `Default` is a tenant whose admin turned the method on in the portal and kept its settings:
+/// the values of the example of
+/// https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethodconfiguration-get
+/// (`defaultLifetimeInMinutes` 60, `defaultLength` 8, `minimumLifetimeInMinutes` 60,
+/// `maximumLifetimeInMinutes` 480, `isUsableOnce` false, include target `all_users`). The
+/// 60..480 range is also what Graph enforced when a field report hit it ("Invalid
+/// LifetimeInMinutes specified. The valid range between 60 and 480.",
+/// microsoftgraph/microsoft-graph-docs PR #12187; glueckkanja/MyWorkID PR #124: "the actual
+/// validation enforced by the Microsoft Graph API (60–480 minutes)").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapPolicy {
+    /// `state`: `enabled` or `disabled`.
+    pub enabled: bool,
+    /// `defaultLifetimeInMinutes`: a create without `lifetimeInMinutes` gets it.
+    pub default_lifetime: u32,
+    /// `minimumLifetimeInMinutes` and `maximumLifetimeInMinutes`: a requested lifetime outside
+    /// them is refused with 400.
+    pub min_lifetime: u32,
+    pub max_lifetime: u32,
+    /// `defaultLength`: characters of every issued pass (Graph: 8 to 48).
+    pub default_length: u32,
+    /// `isUsableOnce`: every pass is one-time use, and asking for a reusable one is refused.
+    pub is_usable_once: bool,
+    /// The users in scope (UPNs or object ids, case-insensitive): shown as one include target,
+    /// the group [`crate::TAP_POLICY_GROUP_ID`] holding them. `None`: every user (the target
+    /// `all_users`).
+    pub included: Option<Vec<String>>,
+}
+
+impl Default for TapPolicy {
+    fn default() -> Self {
+        TapPolicy {
+            enabled: true,
+            default_lifetime: 60,
+            min_lifetime: 60,
+            max_lifetime: 480,
+            default_length: 8,
+            is_usable_once: false,
+            included: None,
+        }
+    }
+}
+
+impl TapPolicy {
+    /// The policy with `state: disabled` and the same settings.
+    pub fn disabled() -> Self {
+        TapPolicy {
+            enabled: false,
+            ..TapPolicy::default()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The simulated directory: users, their phone/email methods, default method, SMS sign-in, and
-//! the rules Graph enforces on them. Pure and synchronous; the server holds it behind a mutex.
+//! The simulated directory: users, their phone/email methods, default method, SMS sign-in,
+//! Temporary Access Passes, and the rules Graph enforces on them. Pure and synchronous; the
+//! server holds it behind a mutex.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -7,10 +8,13 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::config::SmsConflictAnswer;
+use crate::config::{SmsConflictAnswer, TapPolicy};
 use crate::methods::{self, Held};
-use crate::model::{MethodKind, PhoneType, SeedUser, UserState, WriteRecord, EMAIL_METHOD_ID};
+use crate::model::{
+    IssuedPass, MethodKind, PhoneType, SeedUser, TapState, UserState, WriteRecord, EMAIL_METHOD_ID,
+};
 use crate::response::GraphError;
+use crate::tap::{self, Tap};
 
 const SMS_READY: &str = "ready";
 const SMS_NOT_ENABLED: &str = "notEnabled";
@@ -42,8 +46,11 @@ struct User {
     default_method: Option<String>,
     /// Until then the user answers 404 (directory replication of a new user).
     visible_from: Option<Instant>,
-    /// Methods beyond phones and email, each with its id (listing and report only).
+    /// Methods beyond phones and email, each with its id (listing and report only; a
+    /// [`MethodKind::TemporaryAccessPass`] entry is there exactly while `tap` is, with its id).
     methods: Vec<(MethodKind, String)>,
+    /// The user's Temporary Access Pass (one at most).
+    tap: Option<Tap>,
 }
 
 impl User {
@@ -235,6 +242,10 @@ pub(crate) struct Directory {
     groups: HashMap<String, Vec<String>>,
     /// The tenant has system-preferred MFA on (see [`crate::SimConfig::system_preferred_mfa`]).
     pub(crate) system_preferred: bool,
+    /// The Temporary Access Pass policy (see [`Directory::set_tap_policy`]).
+    tap_policy: TapPolicy,
+    /// Every pass issued, in order.
+    issued: Vec<IssuedPass>,
 }
 
 impl Directory {
@@ -300,7 +311,7 @@ impl Directory {
             .clone()
             .or_else(|| existing.map(|i| self.users[i].id.clone()))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let user = User {
+        let mut user = User {
             id,
             upn: seed.upn.clone(),
             mobile: seed.mobile.clone(),
@@ -310,12 +321,21 @@ impl Directory {
             sms_state: SMS_NOT_ENABLED,
             default_method: seed.default_method.clone(),
             visible_from: None,
-            methods: seed
-                .methods
-                .iter()
-                .map(|k| (*k, uuid::Uuid::new_v4().to_string()))
-                .collect(),
+            methods: Vec::new(),
+            tap: None,
         };
+        for kind in &seed.methods {
+            let id = uuid::Uuid::new_v4().to_string();
+            if *kind == MethodKind::TemporaryAccessPass {
+                // One pass per user ("Users can only have one Temporary Access Pass
+                // authentication method", the resource page).
+                if user.tap.is_some() {
+                    continue;
+                }
+                user.tap = Some(Tap::seeded(id.clone()));
+            }
+            user.methods.push((*kind, id));
+        }
         let idx = match existing {
             Some(i) => {
                 self.release_sms(i);
@@ -362,6 +382,7 @@ impl Directory {
                 default_method: None,
                 visible_from: None,
                 methods: Vec::new(),
+                tap: None,
             }));
         }
         Err(GraphError::user_not_found(key))
@@ -547,6 +568,7 @@ impl Directory {
             email: u.email.as_deref(),
             default_method: u.default_method.as_deref(),
             methods: &u.methods,
+            tap: self.tap_json(idx),
             system_preferred: self.system_preferred,
             updated,
         }
@@ -859,6 +881,172 @@ impl Directory {
         }
         self.users[i].email = None;
         self.record(i, "email", "delete", None);
+        Ok(())
+    }
+
+    // ----- Temporary Access Pass -----
+
+    /// Sets the policy; an include list is shown as the group [`tap::TAP_POLICY_GROUP_ID`],
+    /// whose members `GET /groups/{id}/members` lists.
+    pub(crate) fn set_tap_policy(&mut self, policy: TapPolicy) {
+        match &policy.included {
+            Some(users) => self.add_group(tap::TAP_POLICY_GROUP_ID, users),
+            None => {
+                self.groups.remove(tap::TAP_POLICY_GROUP_ID);
+            }
+        }
+        self.tap_policy = policy;
+    }
+
+    pub(crate) fn tap_policy(&self) -> &TapPolicy {
+        &self.tap_policy
+    }
+
+    /// `GET /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass`.
+    pub(crate) fn tap_policy_json(&self) -> Value {
+        tap::policy_json(&self.tap_policy)
+    }
+
+    pub(crate) fn issued_passes(&self) -> Vec<IssuedPass> {
+        self.issued.clone()
+    }
+
+    pub(crate) fn tap_state(&self, key: &str) -> Option<TapState> {
+        self.find(key)
+            .and_then(|i| self.users[i].tap.as_ref().map(Tap::state))
+    }
+
+    /// Whether the policy lets the user have (and sign in with) a pass.
+    fn tap_allowed(&self, idx: usize) -> bool {
+        let u = &self.users[idx];
+        self.tap_policy.enabled && tap::in_scope(&self.tap_policy, &u.id, &u.upn)
+    }
+
+    fn tap_json(&self, idx: usize) -> Option<Value> {
+        self.users[idx]
+            .tap
+            .as_ref()
+            .map(|t| t.json(None, chrono::Utc::now(), self.tap_allowed(idx)))
+    }
+
+    /// `GET .../temporaryAccessPassMethods`: the pass, at most one ("This API will only return a
+    /// single object in the collection as a user can have only one Temporary Access Pass
+    /// method", https://learn.microsoft.com/en-us/graph/api/authentication-list-temporaryaccesspassmethods),
+    /// its value `null`.
+    pub(crate) fn list_taps(&mut self, key: &str) -> Result<Value, GraphError> {
+        let i = self.resolve(key)?;
+        let value: Vec<Value> = self.tap_json(i).into_iter().collect();
+        Ok(json!({ "value": value }))
+    }
+
+    /// `GET .../temporaryAccessPassMethods/{id}`
+    /// (https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethod-get);
+    /// another id is 404 like the other methods.
+    pub(crate) fn get_tap(&mut self, key: &str, method_id: &str) -> Result<Value, GraphError> {
+        let i = self.resolve(key)?;
+        match &self.users[i].tap {
+            Some(t) if t.id.eq_ignore_ascii_case(method_id) => self
+                .tap_json(i)
+                .ok_or_else(|| Self::tap_not_found(method_id)),
+            _ => Err(Self::tap_not_found(method_id)),
+        }
+    }
+
+    fn tap_not_found(method_id: &str) -> GraphError {
+        GraphError::method_not_found("temporaryAccessPass", method_id)
+    }
+
+    /// `POST .../temporaryAccessPassMethods`: checks the request against the policy (see the
+    /// refusals in `tap.rs`), then replaces any pass the user holds: "If the user requires a new
+    /// Temporary Access Pass while the current Temporary Access Pass is valid, the admin can
+    /// create a new Temporary Access Pass for the user, the previous Temporary Access Pass will
+    /// be deleted, and a new Temporary Access Pass will be created"
+    /// (https://learn.microsoft.com/en-us/graph/api/authentication-post-temporaryaccesspassmethods).
+    /// Defaults: the policy's `defaultLifetimeInMinutes` and `isUsableOnce`, a start at once (same
+    /// page). The answer is the only one that carries the value.
+    pub(crate) fn create_tap(
+        &mut self,
+        key: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, GraphError> {
+        let i = self.resolve(key)?;
+        let req = tap::parse_request(object_body(body)?)?;
+        if !self.tap_allowed(i) {
+            return Err(tap::policy_refusal());
+        }
+        let p = &self.tap_policy;
+        let usable_once = match req.usable_once {
+            // "A multi-use Temporary Access Pass (isUsableOnce = false), can only be created ...
+            // if it is allowed by the Temporary Access Pass authentication method policy" (same
+            // page).
+            Some(false) if p.is_usable_once => return Err(tap::reusable_refused()),
+            Some(once) => once,
+            None => p.is_usable_once,
+        };
+        let lifetime = match req.lifetime {
+            Some(n) if n < i64::from(p.min_lifetime) || n > i64::from(p.max_lifetime) => {
+                return Err(tap::lifetime_out_of_range(p.min_lifetime, p.max_lifetime));
+            }
+            Some(n) => u32::try_from(n).unwrap_or(p.default_lifetime),
+            None => p.default_lifetime,
+        };
+        let now = chrono::Utc::now();
+        let start = match req.start {
+            Some(s) if s < now - chrono::Duration::seconds(tap::START_SKEW_SECS) => {
+                return Err(tap::start_in_past());
+            }
+            Some(s) => s,
+            None => now,
+        };
+        let value = tap::new_value(p.default_length);
+        let pass = Tap {
+            id: uuid::Uuid::new_v4().to_string(),
+            created: now,
+            start,
+            lifetime,
+            usable_once,
+        };
+        let u = &mut self.users[i];
+        match u
+            .methods
+            .iter_mut()
+            .find(|(k, _)| *k == MethodKind::TemporaryAccessPass)
+        {
+            Some(entry) => entry.1 = pass.id.clone(),
+            None => u
+                .methods
+                .push((MethodKind::TemporaryAccessPass, pass.id.clone())),
+        }
+        let answer = pass.json(Some(&value), now, true);
+        self.issued.push(IssuedPass {
+            upn: u.upn.clone(),
+            user_id: u.id.clone(),
+            method_id: pass.id.clone(),
+            value,
+            created: std::time::SystemTime::from(now),
+        });
+        u.tap = Some(pass);
+        self.record(i, "temporaryAccessPass", "create", None);
+        Ok(answer)
+    }
+
+    /// `DELETE .../temporaryAccessPassMethods/{id}`
+    /// (https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethod-delete):
+    /// 204, or 404 for another id.
+    pub(crate) fn delete_tap(&mut self, key: &str, method_id: &str) -> Result<(), GraphError> {
+        let i = self.resolve(key)?;
+        let u = &mut self.users[i];
+        if !u
+            .tap
+            .as_ref()
+            .is_some_and(|t| t.id.eq_ignore_ascii_case(method_id))
+        {
+            return Err(Self::tap_not_found(method_id));
+        }
+        u.tap = None;
+        u.methods
+            .retain(|(k, _)| *k != MethodKind::TemporaryAccessPass);
+        self.record(i, "temporaryAccessPass", "delete", None);
         Ok(())
     }
 

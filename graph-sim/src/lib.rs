@@ -10,7 +10,10 @@
 //!   Not throttled, never faulted.
 //! - `/v1.0` and `/beta`: `users` (paged with `$top` / `@odata.nextLink`), `users/{id}`,
 //!   `users/{id}/authentication/phoneMethods[/{methodId}[/enableSmsSignIn|/disableSmsSignIn]]`,
-//!   `users/{id}/authentication/emailMethods[/{methodId}]`, `$batch` (at most 20 requests),
+//!   `users/{id}/authentication/emailMethods[/{methodId}]`,
+//!   `users/{id}/authentication/temporaryAccessPassMethods[/{methodId}]` and
+//!   `policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass`
+//!   (see "Temporary Access Pass"), `$batch` (at most 20 requests),
 //!   and on `/beta` only `users/{id}/authentication/signInPreferences`; `users/$count`,
 //!   `users/{id}/authentication/methods` (every method, listing only) and
 //!   `reports/authenticationMethods/userRegistrationDetails` (see "Registration report").
@@ -139,6 +142,41 @@
 //! `invalid_request`), unknown apps (700016, `unauthorized_client`) and scopes (`invalid_scope`)
 //! (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
 //!
+//! # Temporary Access Pass
+//!
+//! `GET /users/{id}/authentication/temporaryAccessPassMethods` lists the user's pass (at most
+//! one) and `GET .../{methodId}` gets it, with `temporaryAccessPass: null` ("Returned only on
+//! creation ... returned as `null` with GET",
+//! https://learn.microsoft.com/en-us/graph/api/resources/temporaryaccesspassauthenticationmethod);
+//! `isUsable` / `methodUsabilityReason` follow the time and the policy (`NotYetValid`,
+//! `EnabledByPolicy`, `Expired`, `DisabledByPolicy`). `POST` (body `startDateTime`,
+//! `lifetimeInMinutes`, `isUsableOnce`, all optional) answers 201 with the value, a fresh random
+//! one of the policy's `defaultLength`, and replaces a pass the user holds (the old one is
+//! deleted, https://learn.microsoft.com/en-us/graph/api/authentication-post-temporaryaccesspassmethods).
+//! Refusals, all 400 `badRequest` (`tap.rs` cites each):
+//! - the policy disabled or the user outside its include targets: "Converged
+//!   UserCredentialPolicy does not allow creating or updating this authentication method.
+//!   AuthMethodType \[TemporaryAccessPass\]." (MicrosoftDocs/azure-docs#111778; status assumed);
+//! - a lifetime outside the policy's range: "Invalid LifetimeInMinutes specified. The valid
+//!   range between {min} and {max}." (microsoftgraph/microsoft-graph-docs PR #12187);
+//! - `isUsableOnce: false` under a one-time-use policy: "Invalid IsUsableOnce specified. Tenant
+//!   Policy does not allow multiple use temporary access pass method." (KnudsenMorten/PIM4EntraPS);
+//! - a start more than 5 minutes in the past: "Invalid StartDateTime specified. It can not be a
+//!   time in the past." (microsoftgraph/msgraph-sdk-dotnet#2724; the 5 minutes are assumed);
+//! - a property of the wrong type, invalid JSON: as on the other routes.
+//!
+//! `DELETE .../{methodId}` answers 204 (404 for another id). Creates and deletes are writes
+//! (2 RU and one write), in the write log as `temporaryAccessPass` without the value.
+//! `GET /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass`
+//! (any case, or `authenticationMethodConfigurations('TemporaryAccessPass')`) shows
+//! [`SimConfig::tap_policy`] ([`GraphSim::set_tap_policy`]). Permissions: reads
+//! `UserAuthMethod-TAP.Read.All` or any of the writes' `UserAuthMethod-TAP.ReadWrite.All` /
+//! `UserAuthenticationMethod.ReadWrite.All`, or `UserAuthenticationMethod.Read.All`; the policy
+//! `Policy.Read.AuthenticationMethod`, `Policy.ReadWrite.AuthenticationMethod` or
+//! `Policy.Read.All` (`routes.rs`). [`GraphSim::issued_passes`] lists every value ever issued,
+//! [`GraphSim::tap_state`] the pass a user holds. A seeded
+//! [`MethodKind::TemporaryAccessPass`] is an expired pass.
+//!
 //! # SMS sign-in
 //!
 //! The authentication methods policy enables SMS sign-in for all users or for named ones
@@ -167,6 +205,7 @@ mod response;
 mod routes;
 pub mod seeds;
 mod server;
+mod tap;
 mod throttle;
 
 use std::io;
@@ -182,15 +221,16 @@ use tokio::task::JoinHandle;
 
 pub use auth::{CertificateError, DEFAULT_ROLES, MAX_ASSERTION_LIFETIME_SECS, TOKEN_LIFETIME_SECS};
 pub use config::{
-    FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, ThrottleModel, UnknownFaultKind,
-    UnknownThrottleModel,
+    FaultConfig, FaultKind, SimConfig, SmsConflictAnswer, TapPolicy, ThrottleModel,
+    UnknownFaultKind, UnknownThrottleModel,
 };
 pub use methods::{PASSWORD_METHOD_ID, REPORT_DEFAULT_PAGE, REPORT_MAX_PAGE};
 pub use model::{
-    MethodKind, PhoneType, SeedUser, SimStats, UserState, WriteRecord, ALTERNATE_MOBILE_METHOD_ID,
-    EMAIL_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
+    IssuedPass, MethodKind, PhoneType, SeedUser, SimStats, TapState, UserState, WriteRecord,
+    ALTERNATE_MOBILE_METHOD_ID, EMAIL_METHOD_ID, MOBILE_METHOD_ID, OFFICE_METHOD_ID,
 };
 pub use server::MAX_BATCH_REQUESTS;
+pub use tap::TAP_POLICY_GROUP_ID;
 pub use throttle::{READ_COST_RU, WRITE_COST_RU};
 
 use directory::Directory;
@@ -244,6 +284,7 @@ impl GraphSim {
         directory.sms_conflict_answer = cfg.sms_conflict_answer;
         directory.echo_numbers = cfg.echo_numbers_in_errors;
         directory.system_preferred = cfg.system_preferred_mfa;
+        directory.set_tap_policy(cfg.tap_policy.clone());
         let inner = Arc::new(Inner {
             base_url: format!("http://{addr}"),
             directory: Mutex::new(directory),
@@ -450,6 +491,31 @@ impl GraphSim {
 
     pub fn set_auto_create_users(&self, on: bool) {
         self.inner.directory.lock().auto_create_users = on;
+    }
+
+    /// Replaces the Temporary Access Pass policy (see [`TapPolicy`]). Passes already issued stay;
+    /// how they are shown follows the new policy (`DisabledByPolicy` outside it).
+    pub fn set_tap_policy(&self, policy: TapPolicy) {
+        self.inner.directory.lock().set_tap_policy(policy);
+    }
+
+    /// The Temporary Access Pass policy in force.
+    pub fn tap_policy(&self) -> TapPolicy {
+        self.inner.directory.lock().tap_policy().clone()
+    }
+
+    /// Every Temporary Access Pass issued (each create's 201, and each create answered with an
+    /// [`FaultKind::AfterCommit`] 500), in issue order, replaced and deleted ones included:
+    /// what a test must never find in logs or files.
+    pub fn issued_passes(&self) -> Vec<IssuedPass> {
+        self.inner.directory.lock().issued_passes()
+    }
+
+    /// The pass a user (UPN or object id) holds now, seeded or created; `None` without one or
+    /// without such a user. [`UserState::methods`] lists [`MethodKind::TemporaryAccessPass`]
+    /// exactly while there is one.
+    pub fn tap_state(&self, upn_or_id: &str) -> Option<TapState> {
+        self.inner.directory.lock().tap_state(upn_or_id)
     }
 
     /// A snapshot of one user, by UPN or object id (case-insensitive).

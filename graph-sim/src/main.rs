@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use graph_sim::{
-    FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig, SmsConflictAnswer, ThrottleModel,
+    FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig, SmsConflictAnswer, TapPolicy,
+    ThrottleModel,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -83,6 +84,16 @@ struct Args {
     /// The tenant has no Entra ID P1/P2: the registration report answers 403.
     #[arg(long)]
     no_premium_license: bool,
+    /// The Temporary Access Pass method in the authentication methods policy.
+    #[arg(long, default_value = "enabled", value_parser = ["enabled", "disabled"])]
+    tap_policy: String,
+    /// The policy's minimum and maximum pass lifetime in minutes, MIN-MAX (each 10 to 43200);
+    /// the default lifetime (60) is brought into the range.
+    #[arg(long, default_value = "60-480", value_name = "MIN-MAX", value_parser = parse_lifetime_range)]
+    tap_lifetime_range: (u32, u32),
+    /// The users (UPN or object id) the Temporary Access Pass policy targets (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "USERS")]
+    tap_policy_users: Vec<String>,
     /// Register an app: TENANT:CLIENT_ID:CERTIFICATE_PEM_FILE (repeatable).
     #[arg(long, value_name = "TENANT:CLIENT:CERTFILE")]
     register: Vec<String>,
@@ -92,6 +103,24 @@ struct Args {
     /// temporaryAccessPass).
     #[arg(long, value_name = "USERS_JSON")]
     seed: Option<PathBuf>,
+}
+
+/// `MIN-MAX` minutes, as the policy allows them: "Value can be between 10 and 43200 minutes"
+/// (https://learn.microsoft.com/en-us/graph/api/resources/temporaryaccesspassauthenticationmethodconfiguration).
+fn parse_lifetime_range(s: &str) -> Result<(u32, u32), String> {
+    let (min, max) = s
+        .split_once('-')
+        .ok_or_else(|| format!("'{s}': expected MIN-MAX, e.g. 60-480"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{s}': '{v}' is not a number of minutes"))
+    };
+    let (min, max) = (num(min)?, num(max)?);
+    if !(10..=43_200).contains(&min) || !(10..=43_200).contains(&max) || min > max {
+        return Err(format!("'{s}': need 10 <= MIN <= MAX <= 43200 minutes"));
+    }
+    Ok((min, max))
 }
 
 fn parse_registration(spec: &str) -> Result<(String, String, PathBuf), String> {
@@ -130,6 +159,19 @@ async fn run(args: Args) -> Result<(), String> {
         report_window: Duration::from_millis(args.report_window_ms),
         system_preferred_mfa: args.system_preferred_mfa,
         premium_license: !args.no_premium_license,
+        tap_policy: {
+            let (min, max) = args.tap_lifetime_range;
+            let defaults = TapPolicy::default();
+            TapPolicy {
+                enabled: args.tap_policy == "enabled",
+                default_lifetime: defaults.default_lifetime.clamp(min, max),
+                min_lifetime: min,
+                max_lifetime: max,
+                included: (!args.tap_policy_users.is_empty())
+                    .then(|| args.tap_policy_users.clone()),
+                ..defaults
+            }
+        },
     };
     if !(0.0..=1.0).contains(&cfg.faults.rate) {
         return Err(format!(

@@ -32,6 +32,9 @@ pub(crate) struct Held<'a> {
     pub(crate) default_method: Option<&'a str>,
     /// The other methods, each with its id.
     pub(crate) methods: &'a [(MethodKind, String)],
+    /// The Temporary Access Pass object, as its own route lists it (the
+    /// [`MethodKind::TemporaryAccessPass`] entry of `methods` stands for it).
+    pub(crate) tap: Option<Value>,
     /// The tenant has system-preferred MFA on.
     pub(crate) system_preferred: bool,
     /// `lastUpdatedDateTime` of the report row (RFC 3339).
@@ -56,6 +59,8 @@ const CREATED: &str = "2026-01-05T09:30:00Z";
 /// - temporaryAccessPassAuthenticationMethod (`createdDateTime`, `startDateTime`,
 ///   `lifetimeInMinutes`, `isUsableOnce`, `isUsable`, `methodUsabilityReason`; the pass itself
 ///   only at creation): https://learn.microsoft.com/en-us/graph/api/resources/temporaryaccesspassauthenticationmethod;
+///   a user's pass is listed as [`Held::tap`] (what `temporaryAccessPassMethods` lists), this
+///   fixed expired one only when none is handed in;
 /// - x509CertificateAuthenticationMethod: no reference page describes it (only the policy's
 ///   x509CertificateAuthenticationMethodConfiguration); scripts that read
 ///   `/authentication/methods` match this type for certificate-based authentication (field
@@ -150,7 +155,10 @@ pub(crate) fn list_json(h: &Held<'_>) -> Value {
         }));
     }
     for (kind, id) in h.methods {
-        value.push(other_method_json(*kind, id));
+        match (&h.tap, kind) {
+            (Some(tap), MethodKind::TemporaryAccessPass) => value.push(tap.clone()),
+            _ => value.push(other_method_json(*kind, id)),
+        }
     }
     json!({ "value": value })
 }
@@ -345,6 +353,7 @@ mod tests {
             email: None,
             default_method: mobile.map(|_| "sms"),
             methods,
+            tap: None,
             system_preferred: true,
             updated: "2026-01-01T00:00:00Z",
         }

@@ -1,4 +1,7 @@
-//! Public data types: seeds, user snapshots, the write log, statistics, fixed method ids.
+//! Public data types: seeds, user snapshots, the write log, issued passes, statistics, fixed
+//! method ids.
+
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +170,9 @@ pub struct UserState {
     /// `None` without a mobile.
     pub sms_sign_in: Option<String>,
     pub default_method: Option<String>,
-    /// The methods beyond phones and email ([`SeedUser::methods`]).
+    /// The methods beyond phones and email ([`SeedUser::methods`]), including
+    /// [`MethodKind::TemporaryAccessPass`] while the user holds a pass (seeded or created through
+    /// the API; its details: [`crate::GraphSim::tap_state`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<MethodKind>,
 }
@@ -201,13 +206,47 @@ pub struct WriteRecord {
     pub user_id: String,
     /// The user's UPN.
     pub upn: String,
-    /// `mobile`, `alternateMobile`, `office`, `email`, `smsSignIn`, `signInPreferences`.
+    /// `mobile`, `alternateMobile`, `office`, `email`, `smsSignIn`, `signInPreferences`,
+    /// `temporaryAccessPass`.
     pub method: String,
-    /// `create`, `update`, `delete`, `enable`, `disable`.
+    /// `create`, `update`, `delete`, `enable`, `disable` (a pass that replaces another is one
+    /// `create`).
     pub op: String,
-    /// The value written (phone number, email address, default method); `None` for deletes and
-    /// SMS sign-in changes.
+    /// The value written (phone number, email address, default method); `None` for deletes, SMS
+    /// sign-in changes and passes (a pass's value is never logged: see
+    /// [`crate::GraphSim::issued_passes`]).
     pub value: Option<String>,
+}
+
+/// A Temporary Access Pass the simulator issued (answered in a create's 201), replaced or
+/// deleted since or not. [`crate::GraphSim::issued_passes`] lists them in issue order, so that
+/// tests can look for every value ever issued in logs and files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedPass {
+    /// The user's UPN and object id.
+    pub upn: String,
+    pub user_id: String,
+    /// The pass's method id (`id` of the temporaryAccessPassAuthenticationMethod).
+    pub method_id: String,
+    /// The pass itself (`temporaryAccessPass`).
+    pub value: String,
+    /// `createdDateTime`.
+    pub created: SystemTime,
+}
+
+/// The pass a user holds now ([`crate::GraphSim::tap_state`]), without its value. Seeded passes
+/// ([`MethodKind::TemporaryAccessPass`]) are expired ones, created and started on
+/// 2026-01-05T09:30:00Z for 480 minutes, one-time use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapState {
+    /// The method id.
+    pub id: String,
+    /// `createdDateTime` and `startDateTime`.
+    pub created: SystemTime,
+    pub start: SystemTime,
+    /// `lifetimeInMinutes` and `isUsableOnce`.
+    pub lifetime_in_minutes: u32,
+    pub is_usable_once: bool,
 }
 
 /// Counters since start (or the last `reset_stats`).

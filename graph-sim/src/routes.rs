@@ -97,6 +97,22 @@ pub(crate) enum Route {
     UpdatePreferences {
         user: String,
     },
+    ListTaps {
+        user: String,
+    },
+    CreateTap {
+        user: String,
+    },
+    GetTap {
+        user: String,
+        method: String,
+    },
+    DeleteTap {
+        user: String,
+        method: String,
+    },
+    /// `GET /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass`.
+    GetTapPolicy,
 }
 
 /// How Graph words a 403 for a missing permission: authentication-method paths and directory
@@ -151,6 +167,45 @@ const PREFERENCES_READ: &[&str] = &[
     "UserAuthenticationMethod.ReadWrite.All",
 ];
 const PREFERENCES_WRITE: &[&str] = &["UserAuthenticationMethod.ReadWrite.All"];
+// Temporary Access Pass methods, application permissions:
+// - read: https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethod-get
+//   and .../authentication-list-temporaryaccesspassmethods (UserAuthMethod-TAP.Read.All least
+//   privileged; UserAuthenticationMethod.ReadWrite.All, UserAuthenticationMethod.Read.All,
+//   UserAuthMethod-TAP.ReadWrite.All);
+// - write: https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethod-delete
+//   (UserAuthenticationMethod.ReadWrite.All, UserAuthMethod-TAP.ReadWrite.All) and
+//   .../authentication-post-temporaryaccesspassmethods. The create page first listed
+//   UserAuthenticationMethod.ReadWrite.All alone; its generated table
+//   (microsoftgraph/microsoft-graph-docs-contrib
+//   api-reference/v1.0/includes/permissions/authentication-post-temporaryaccesspassmethods-permissions.md)
+//   now copies the read table, Read.All permissions included. That a read-only permission
+//   creates passes is not believed: only the two ReadWrite permissions are accepted
+//   (assumption, the stricter reading).
+const TAP_READ: &[&str] = &[
+    "UserAuthMethod-TAP.Read.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+const TAP_WRITE: &[&str] = &[
+    "UserAuthMethod-TAP.ReadWrite.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
+// The Temporary Access Pass policy, application permissions:
+// https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethodconfiguration-get
+// lists Policy.Read.AuthenticationMethod (least privileged) and
+// Policy.ReadWrite.AuthenticationMethod; its earlier version (microsoftgraph/microsoft-graph-docs-contrib
+// api-reference/v1.0/api/temporaryaccesspassauthenticationmethodconfiguration-get.md) listed
+// Policy.Read.All and Policy.ReadWrite.AuthenticationMethod, "Policy.Read.All is supported for
+// both app and delegated permissions" (microsoftgraph/microsoft-graph-docs PR #19237), and the
+// whole policy's page still lists it (.../authenticationmethodspolicy-get). All three are
+// accepted. A field report of 403s with Policy.Read.All alone (microsoft/EntraExporter PR #114)
+// concerns delegated scopes.
+const TAP_POLICY_READ: &[&str] = &[
+    "Policy.Read.AuthenticationMethod",
+    "Policy.ReadWrite.AuthenticationMethod",
+    "Policy.Read.All",
+];
 // Group members: https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers
 // (application: GroupMember.Read.All least privileged; Group.Read.All, Directory.Read.All and
 // the ReadWrite ones also allow it).
@@ -204,6 +259,12 @@ impl Route {
             }
             Route::GetPreferences { .. } => (PREFERENCES_READ, Auth),
             Route::UpdatePreferences { .. } => (PREFERENCES_WRITE, Auth),
+            Route::ListTaps { .. } | Route::GetTap { .. } => (TAP_READ, Auth),
+            Route::CreateTap { .. } | Route::DeleteTap { .. } => (TAP_WRITE, Auth),
+            // No source shows the policy's 403: the authentication methods service's shape is
+            // assumed (the policy and the methods are served together, the "Converged
+            // UserCredentialPolicy" of the create's refusal).
+            Route::GetTapPolicy => (TAP_POLICY_READ, Auth),
         }
     }
 
@@ -228,8 +289,29 @@ impl Route {
                 | Route::ListEmails { .. }
                 | Route::GetEmail { .. }
                 | Route::GetPreferences { .. }
+                | Route::ListTaps { .. }
+                | Route::GetTap { .. }
+                | Route::GetTapPolicy
         )
     }
+}
+
+/// The TAP policy's key: Graph's pages write it `TemporaryAccessPass`
+/// (https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethodconfiguration-update)
+/// and `temporaryAccessPass` (...-get, ...-delete), so case does not matter.
+fn is_tap_config(id: &str) -> bool {
+    id.eq_ignore_ascii_case("TemporaryAccessPass")
+}
+
+/// `authenticationMethodConfigurations('TemporaryAccessPass')`, the OData key form (the
+/// `includeTargets@odata.context` of the get page's example:
+/// `.../authenticationMethodConfigurations('TemporaryAccessPass')/...`).
+fn is_tap_config_key(segment: &str) -> bool {
+    segment
+        .strip_prefix("authenticationMethodConfigurations(")
+        .and_then(|r| r.strip_suffix(')'))
+        .map(|k| k.trim_matches('\''))
+        .is_some_and(is_tap_config)
 }
 
 fn decode(segment: &str) -> String {
@@ -316,6 +398,33 @@ pub(crate) fn parse(version: ApiVersion, method: &Method, path: &str) -> Result<
                 _ => not_allowed(),
             }
         }
+        ["users", u, "authentication", "temporaryAccessPassMethods"] => match m {
+            Method::GET => Ok(Route::ListTaps { user: user(u) }),
+            Method::POST => Ok(Route::CreateTap { user: user(u) }),
+            _ => not_allowed(),
+        },
+        // No update: the resource has List, Create, Get and Delete only
+        // (https://learn.microsoft.com/en-us/graph/api/resources/temporaryaccesspassauthenticationmethod).
+        ["users", u, "authentication", "temporaryAccessPassMethods", id] => {
+            let (user, method) = (user(u), id.to_string());
+            match m {
+                Method::GET => Ok(Route::GetTap { user, method }),
+                Method::DELETE => Ok(Route::DeleteTap { user, method }),
+                _ => not_allowed(),
+            }
+        }
+        ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", id]
+            if is_tap_config(id) =>
+        {
+            match m {
+                Method::GET => Ok(Route::GetTapPolicy),
+                _ => not_allowed(),
+            }
+        }
+        ["policies", "authenticationMethodsPolicy", key] if is_tap_config_key(key) => match m {
+            Method::GET => Ok(Route::GetTapPolicy),
+            _ => not_allowed(),
+        },
         ["users", u, "authentication", "signInPreferences"] if version == ApiVersion::Beta => {
             match m {
                 Method::GET => Ok(Route::GetPreferences { user: user(u) }),
@@ -416,6 +525,48 @@ mod tests {
         assert!(parse(ApiVersion::V1, &Method::PATCH, path).is_err());
         let r = parse(ApiVersion::Beta, &Method::PATCH, path).expect("beta");
         assert!(r.is_write());
+    }
+
+    #[test]
+    fn tap_routes_reads_writes_and_permissions() {
+        let list = "users/a@x.com/authentication/temporaryAccessPassMethods";
+        let r = parse(ApiVersion::V1, &Method::GET, list).expect("list");
+        assert!(!r.is_write());
+        assert!(r.permissions().0.contains(&"UserAuthMethod-TAP.Read.All"));
+        let r = parse(ApiVersion::Beta, &Method::POST, list).expect("create");
+        assert!(r.is_write());
+        assert!(!r.permissions().0.contains(&"UserAuthMethod-TAP.Read.All"));
+        assert!(r
+            .permissions()
+            .0
+            .contains(&"UserAuthMethod-TAP.ReadWrite.All"));
+        let one = format!("{list}/m1");
+        assert!(parse(ApiVersion::V1, &Method::DELETE, &one)
+            .expect("delete")
+            .is_write());
+        assert_eq!(
+            parse(ApiVersion::V1, &Method::PATCH, &one)
+                .expect_err("no update")
+                .status
+                .as_u16(),
+            405
+        );
+        for path in [
+            "policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+            "policies/authenticationMethodsPolicy/authenticationMethodConfigurations/temporaryAccessPass",
+            "policies/authenticationMethodsPolicy/authenticationMethodConfigurations('TemporaryAccessPass')",
+        ] {
+            let r = parse(ApiVersion::V1, &Method::GET, path).expect(path);
+            assert_eq!(r, Route::GetTapPolicy);
+            assert!(!r.is_write());
+            assert_eq!(r.permissions().0, TAP_POLICY_READ);
+        }
+        assert!(parse(
+            ApiVersion::V1,
+            &Method::GET,
+            "policies/authenticationMethodsPolicy/authenticationMethodConfigurations/Sms"
+        )
+        .is_err());
     }
 
     #[test]

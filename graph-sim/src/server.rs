@@ -435,8 +435,30 @@ impl Inner {
             Route::DeleteEmail { user, method } => d.delete_email(user, method).map(no_content),
             Route::GetPreferences { user } => d.get_preferences(user).map(ok),
             Route::UpdatePreferences { user } => d.update_preferences(user, body).map(no_content),
+            Route::ListTaps { user } => d.list_taps(user).map(ok),
+            Route::CreateTap { user } => d.create_tap(user, body).map(created),
+            Route::GetTap { user, method } => d.get_tap(user, method).map(ok),
+            Route::DeleteTap { user, method } => d.delete_tap(user, method).map(no_content),
+            Route::GetTapPolicy => Ok(ok(self.tap_policy(&d, version))),
         };
         result.unwrap_or_else(SimResponse::from)
+    }
+
+    /// The TAP policy with the `@odata.context` of the get page's example
+    /// (`.../$metadata#authenticationMethodConfigurations/$entity`).
+    fn tap_policy(&self, d: &Directory, version: ApiVersion) -> Value {
+        let mut body = d.tap_policy_json();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert(
+                "@odata.context".into(),
+                json!(format!(
+                    "{}/{}/$metadata#authenticationMethodConfigurations/$entity",
+                    self.base_url,
+                    version.as_str()
+                )),
+            );
+        }
+        body
     }
 
     /// `GET /users?$select=id,userPrincipalName&$top=N[&$skiptoken=K]`, paged with

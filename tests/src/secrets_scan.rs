@@ -42,6 +42,14 @@ impl Needles {
         }
     }
 
+    /// An exact secret string of any length: a value that is secret however short, such as a
+    /// Temporary Access Pass (8 characters by default), which no log may hold at all.
+    pub fn exact(&mut self, what: &str, text: &str) {
+        if !text.is_empty() {
+            self.secrets.push((what.to_string(), text.to_string()));
+        }
+    }
+
     /// A PEM private key: every base64 line of its body, and the key as a whole.
     pub fn private_key(&mut self, pem: &str) {
         for line in pem.lines().map(str::trim) {

@@ -220,6 +220,8 @@ fn users_and_requests(
             policy: Policy::default(),
             sms_sign_in: None,
             default_method: None,
+            temporary_access_pass: None,
+            reply_to: None,
         });
     }
     (seeds, reqs)

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod dlq;
 pub mod ledger;
 pub mod notify;
+pub mod passes;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;

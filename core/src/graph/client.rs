@@ -163,6 +163,9 @@ pub struct GraphClient {
     reports_limiter: AdaptiveLimiter,
     counters: Counters,
     opts: ClientOptions,
+    /// The tenant's Temporary Access Pass policy, read once per client (a run of the CLI, a cold
+    /// start of the worker): `None` inside when the app may not read it.
+    pub(crate) tap_policy: tokio::sync::OnceCell<Option<crate::tap::TapPolicy>>,
 }
 
 impl fmt::Debug for GraphClient {
@@ -229,6 +232,7 @@ impl GraphClient {
             reports_limiter: AdaptiveLimiter::new(reports),
             counters: Counters::default(),
             opts,
+            tap_policy: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -555,6 +559,14 @@ fn feature_of(call: &Call) -> Feature {
         Feature::RegistrationReport
     } else if p.contains("/authentication/methods") {
         Feature::AllMethodsRead
+    } else if p.contains("/temporaryAccessPassMethods") {
+        if read {
+            Feature::TapRead
+        } else {
+            Feature::Tap
+        }
+    } else if p.starts_with("policies/") {
+        Feature::TapPolicyRead
     } else if p.contains("/phoneMethods") {
         if read {
             Feature::PhoneMethodsRead
@@ -625,6 +637,15 @@ fn classify(status: u16, code: &str, message: &str, call: &Call, after_retry: bo
         } else {
             GraphError::UserNotFound { message: masked }
         };
+    }
+    // "Converged UserCredentialPolicy does not allow creating or updating this authentication
+    // method. AuthMethodType [TemporaryAccessPass]." for a user outside the policy
+    // (MicrosoftDocs/azure-docs#111778).
+    if status == 400
+        && call.path.contains("/temporaryAccessPassMethods")
+        && (lower.contains("usercredentialpolicy") || lower.contains("does not allow"))
+    {
+        return GraphError::TapNotAllowedByPolicy { message: masked };
     }
     if status == 400 && call.method == Method::DELETE && lower.contains("default") {
         return GraphError::DefaultMethodConflict { message: masked };

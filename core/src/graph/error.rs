@@ -61,6 +61,10 @@ pub enum ConfigFault {
     /// The credentials secret cannot be read or used.
     #[error("the credentials secret is unusable: {0}")]
     Secret(String),
+    /// A request asks for a Temporary Access Pass and the deployment has nowhere to deliver
+    /// it (`PASS_BUCKET` / `PASS_KMS_KEY_ARN` unset, or the delivery failed for good).
+    #[error("Temporary Access Passes cannot be delivered: {0}")]
+    PassDelivery(String),
     /// `PROTECTED_USERS` could not be resolved: no user is touched until it can be.
     #[error("the protected users (PROTECTED_USERS) cannot be looked up: {0}")]
     ProtectedUsers(String),
@@ -84,6 +88,7 @@ impl ConfigFault {
             ConfigFault::Credentials { .. } => "credentials_refused",
             ConfigFault::Secret(_) => "secret_unusable",
             ConfigFault::ProtectedUsers(_) => "protected_users_unresolved",
+            ConfigFault::PassDelivery(_) => "pass_delivery",
         }
     }
 }
@@ -151,6 +156,10 @@ pub enum GraphError {
         message: String,
         after_retry: bool,
     },
+    /// 400 on a Temporary Access Pass create: the tenant's policy does not allow a pass for this
+    /// user (the method is off, or the user is outside its targets).
+    #[error("the Temporary Access Pass policy does not allow a pass for this user: {message}")]
+    TapNotAllowedByPolicy { message: String },
     /// A user id that cannot be put in a Graph URL path.
     #[error("user id cannot be used in a Graph path: {0}")]
     InvalidUser(String),
@@ -182,6 +191,7 @@ impl GraphError {
             GraphError::UserNotFound { .. } => Reason::UserNotFound,
             GraphError::DefaultMethodConflict { .. } => Reason::DefaultMethodConflict,
             GraphError::SmsSigninNumberNotUnique { .. } => Reason::SmsSigninNumberNotUnique,
+            GraphError::TapNotAllowedByPolicy { .. } => Reason::TapNotAllowedByPolicy,
             GraphError::InvalidUser(_) => Reason::InvalidUser,
             GraphError::MethodNotFound { .. }
             | GraphError::MethodAlreadyExists { .. }

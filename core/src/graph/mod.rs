@@ -13,6 +13,7 @@ pub mod phone_methods;
 pub mod registration;
 pub mod retry;
 pub mod sign_in_preferences;
+pub mod tap_methods;
 pub mod token;
 pub mod users;
 
@@ -29,5 +30,6 @@ pub use phone_methods::{
 };
 pub use registration::{RegistrationDetails, RegistrationPage, REPORT_PAGE_SIZE};
 pub use sign_in_preferences::SignInPreferences;
+pub use tap_methods::TapMethod;
 pub use token::{AccessToken, TokenProvider};
 pub use users::{DirectoryUser, UsersPage};

@@ -33,10 +33,18 @@ pub enum Feature {
     /// Reading every authentication method of a user (`readiness` per user:
     /// `users/{id}/authentication/methods`).
     AllMethodsRead,
+    /// Issuing Temporary Access Passes (`TapLifetimeMinutes` column, `temporaryAccessPass` in
+    /// a message): reading, creating and deleting a user's pass.
+    Tap,
+    /// Reading a user's Temporary Access Pass only (`plan`).
+    TapRead,
+    /// Reading the tenant's Temporary Access Pass policy, once per run. Optional: without it
+    /// the policy is learnt from Graph's answer for each user.
+    TapPolicyRead,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 13] = [
         Feature::PhoneMethods,
         Feature::PhoneMethodsRead,
         Feature::EmailMethods,
@@ -47,6 +55,9 @@ impl Feature {
         Feature::GroupMembers,
         Feature::RegistrationReport,
         Feature::AllMethodsRead,
+        Feature::Tap,
+        Feature::TapRead,
+        Feature::TapPolicyRead,
     ];
 
     /// What the feature is, in an administrator's words.
@@ -66,6 +77,9 @@ impl Feature {
                 "reading the authentication methods registration report (userRegistrationDetails)"
             }
             Feature::AllMethodsRead => "reading every authentication method of a user",
+            Feature::Tap => "issuing Temporary Access Passes",
+            Feature::TapRead => "reading Temporary Access Passes",
+            Feature::TapPolicyRead => "reading the Temporary Access Pass policy",
         }
     }
 
@@ -115,6 +129,24 @@ impl Feature {
                 "UserAuthenticationMethod.Read.All",
                 "UserAuthenticationMethod.ReadWrite.All",
             ],
+            // https://learn.microsoft.com/en-us/graph/api/authentication-post-temporaryaccesspassmethods
+            // (application: UserAuthMethod-TAP.ReadWrite.All, or the broad permission).
+            Feature::Tap => &[
+                "UserAuthMethod-TAP.ReadWrite.All",
+                "UserAuthenticationMethod.ReadWrite.All",
+            ],
+            Feature::TapRead => &[
+                "UserAuthMethod-TAP.Read.All",
+                "UserAuthMethod-TAP.ReadWrite.All",
+                "UserAuthenticationMethod.Read.All",
+                "UserAuthenticationMethod.ReadWrite.All",
+            ],
+            // https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethodconfiguration-get
+            Feature::TapPolicyRead => &[
+                "Policy.Read.AuthenticationMethod",
+                "Policy.Read.All",
+                "Policy.ReadWrite.AuthenticationMethod",
+            ],
             Feature::GroupMembers => &[
                 "GroupMember.Read.All",
                 "Group.Read.All",
@@ -152,6 +184,7 @@ impl Feature {
             Feature::PhoneMethods => Feature::PhoneMethodsRead,
             Feature::EmailMethods => Feature::EmailMethodsRead,
             Feature::DefaultMethod => Feature::DefaultMethodRead,
+            Feature::Tap => Feature::TapRead,
             other => other,
         }
     }

@@ -8,6 +8,7 @@ use crate::graph::phone_methods::{PhoneMethod, PhoneType, SmsSignInState};
 use crate::mask::{mask_email, mask_phone};
 use crate::message::{DefaultMethod, Desired, Request, SmsSignIn};
 use crate::reason::{Outcome, Reason};
+use crate::tap::{ExistingPass, TapRequest};
 
 /// A permanent "no" for one user, with a human detail (numbers masked).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,15 @@ pub struct CurrentMethods {
     pub sms_sign_in_state: Option<SmsSignInState>,
     /// `userPreferredMethodForSecondaryAuthentication`, when known (read only when needed).
     pub default_method: Option<String>,
+    /// The user's usable Temporary Access Pass (read only when the request asks for one;
+    /// expired and used passes are left out: they do not stop a new one).
+    pub tap: Option<ExistingPass>,
+    /// That pass was created by an earlier try of this very request and never delivered (the
+    /// caller knows: the worker recorded its id before delivering it): it is replaced,
+    /// whatever `forcedUpdate` says, since nobody has it.
+    pub tap_is_ours: bool,
+    /// The tenant's Temporary Access Pass policy is off (read once per run).
+    pub tap_policy_off: bool,
 }
 
 impl CurrentMethods {
@@ -110,6 +120,7 @@ pub enum Subject {
     Email,
     SmsSignIn,
     DefaultMethod,
+    TemporaryAccessPass,
 }
 
 impl Subject {
@@ -121,6 +132,7 @@ impl Subject {
             Subject::Email => "email",
             Subject::SmsSignIn => "smsSignIn",
             Subject::DefaultMethod => "defaultMethod",
+            Subject::TemporaryAccessPass => "temporaryAccessPass",
         }
     }
 
@@ -143,15 +155,37 @@ pub struct Decision {
 /// One Graph write.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Action {
-    CreatePhone { kind: PhoneType, number: String },
-    UpdatePhone { kind: PhoneType, number: String },
-    DeletePhone { kind: PhoneType },
-    CreateEmail { address: String },
-    UpdateEmail { address: String },
+    CreatePhone {
+        kind: PhoneType,
+        number: String,
+    },
+    UpdatePhone {
+        kind: PhoneType,
+        number: String,
+    },
+    DeletePhone {
+        kind: PhoneType,
+    },
+    CreateEmail {
+        address: String,
+    },
+    UpdateEmail {
+        address: String,
+    },
     DeleteEmail,
     EnableSmsSignIn,
     DisableSmsSignIn,
-    SetDefaultMethod { method: DefaultMethod },
+    SetDefaultMethod {
+        method: DefaultMethod,
+    },
+    /// Issue a Temporary Access Pass.
+    CreateTap {
+        request: TapRequest,
+    },
+    /// Delete the user's pass `id` (before a forced replacement).
+    DeleteTap {
+        id: String,
+    },
 }
 
 impl Action {
@@ -173,6 +207,8 @@ impl Action {
             Action::SetDefaultMethod { method } => {
                 format!("defaultMethod:set({})", method.as_str())
             }
+            Action::CreateTap { request } => request.label(),
+            Action::DeleteTap { .. } => "temporaryAccessPass:delete".to_string(),
         }
     }
 
@@ -186,6 +222,7 @@ impl Action {
             }
             Action::EnableSmsSignIn | Action::DisableSmsSignIn => Subject::SmsSignIn,
             Action::SetDefaultMethod { .. } => Subject::DefaultMethod,
+            Action::CreateTap { .. } | Action::DeleteTap { .. } => Subject::TemporaryAccessPass,
         }
     }
 }
@@ -202,13 +239,17 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub decisions: Vec<Decision>,
     pub rejection: Option<Rejection>,
+    /// A refusal that does not stop the user's other writes (a Temporary Access Pass the
+    /// user already has, or one the policy does not allow): the row ends with it once they
+    /// are made.
+    pub deferred: Option<Rejection>,
 }
 
 impl Plan {
-    /// The user's outcome: the rejection, or the first of created > updated > deleted >
-    /// skipped_exists > unchanged among the decisions.
+    /// The user's outcome: the rejection (or the deferred one), or the first of created >
+    /// updated > deleted > skipped_exists > unchanged among the decisions.
     pub fn outcome(&self) -> Result<Outcome, Rejection> {
-        match &self.rejection {
+        match self.rejection.as_ref().or(self.deferred.as_ref()) {
             Some(r) => Err(r.clone()),
             None => Ok(summarise(&self.decisions)),
         }
@@ -285,12 +326,14 @@ pub fn plan(current: &CurrentMethods, req: &Request) -> Plan {
     match checked {
         Ok(()) => {
             draft.default_method();
+            draft.tap();
             draft.finish()
         }
         Err(rejection) => Plan {
             actions: Vec::new(),
             decisions: draft.decisions,
             rejection: Some(rejection),
+            deferred: None,
         },
     }
 }
@@ -306,6 +349,8 @@ struct Draft<'a> {
     sms_actions: Vec<Action>,
     default_actions: Vec<Action>,
     deletes: Vec<Action>,
+    tap_actions: Vec<Action>,
+    deferred: Option<Rejection>,
     final_state: CurrentMethods,
     mobile_written: bool,
 }
@@ -321,6 +366,8 @@ impl<'a> Draft<'a> {
             sms_actions: Vec::new(),
             default_actions: Vec::new(),
             deletes: Vec::new(),
+            tap_actions: Vec::new(),
+            deferred: None,
             final_state: current.clone(),
             mobile_written: false,
         }
@@ -506,8 +553,52 @@ impl<'a> Draft<'a> {
         self.decide(Subject::DefaultMethod, outcome);
     }
 
+    /// A Temporary Access Pass: created when the user has no usable one; an existing one is
+    /// `tap_exists` unless `forcedUpdate` (delete, then create) or it is this request's own
+    /// undelivered pass; a policy that is off is `tap_not_allowed_by_policy`. Either refusal
+    /// lets the other writes go on.
+    fn tap(&mut self) {
+        let Some(request) = &self.req.temporary_access_pass else {
+            return;
+        };
+        if self.current.tap_policy_off {
+            self.deferred = Some(Rejection::new(
+                Reason::TapNotAllowedByPolicy,
+                "the tenant's Temporary Access Pass policy is off (authentication methods policy: state disabled)",
+            ));
+            return;
+        }
+        let outcome = match &self.current.tap {
+            None => Outcome::Created,
+            Some(existing) if self.req.policy.forced_update || self.current.tap_is_ours => {
+                self.tap_actions.push(Action::DeleteTap {
+                    id: existing.id.clone(),
+                });
+                Outcome::Updated
+            }
+            Some(existing) => {
+                let since = existing
+                    .created
+                    // No long run of digits: details are masked for phone numbers.
+                    .map(|t| format!(" (created {})", t.format("%-d %b %Y at %H:%M UTC")))
+                    .unwrap_or_default();
+                self.deferred = Some(Rejection::new(
+                    Reason::TapExists,
+                    format!("the user already has a usable Temporary Access Pass{since}; ForcedUpdate replaces it"),
+                ));
+                self.decide(Subject::TemporaryAccessPass, Outcome::SkippedExists);
+                return;
+            }
+        };
+        self.tap_actions.push(Action::CreateTap {
+            request: request.clone(),
+        });
+        self.decide(Subject::TemporaryAccessPass, outcome);
+    }
+
     /// The writes in order; deletes last, the mobile's last of all (an alternate being removed
-    /// goes first).
+    /// goes first); the Temporary Access Pass after everything else, so that a pass is issued
+    /// only once the user's other methods are written.
     fn finish(mut self) -> Plan {
         self.deletes.sort_by_key(|a| {
             matches!(
@@ -522,10 +613,12 @@ impl<'a> Draft<'a> {
         actions.extend(self.sms_actions);
         actions.extend(self.default_actions);
         actions.extend(self.deletes);
+        actions.extend(self.tap_actions);
         Plan {
             actions,
             decisions: self.decisions,
             rejection: None,
+            deferred: self.deferred,
         }
     }
 }

@@ -28,6 +28,8 @@ fn req(methods: Methods, forced_update: bool, forced_removal: bool) -> Request {
         },
         sms_sign_in: None,
         default_method: None,
+        temporary_access_pass: None,
+        reply_to: None,
     }
 }
 
@@ -686,4 +688,75 @@ fn from_graph_reads_types_and_state() {
     assert_eq!(c.email_id.as_deref(), Some("e1"));
     assert!(c.sms_sign_in_enabled());
     assert_eq!(c.default_method.as_deref(), Some("sms"));
+}
+
+fn tap_req(forced_update: bool) -> Request {
+    let mut r = req(
+        Methods {
+            mobile: d(Some(M1)),
+            ..Methods::default()
+        },
+        forced_update,
+        false,
+    );
+    r.temporary_access_pass = Some(TapRequest {
+        lifetime_in_minutes: 480,
+        start_date_time: None,
+        is_usable_once: true,
+    });
+    r
+}
+
+#[test]
+fn a_pass_is_created_last_when_the_user_has_none() {
+    let p = plan(&cur(None, None, None), &tap_req(false));
+    assert_eq!(
+        labels(&p),
+        [
+            "mobile:create(+1 555****234)",
+            "temporaryAccessPass:create(480 min, once)"
+        ]
+    );
+    assert_eq!(p.outcome(), Ok(Outcome::Created));
+    assert_eq!(p.describe(), "mobile=created temporaryAccessPass=created");
+}
+
+#[test]
+fn an_existing_pass_is_tap_exists_but_the_other_writes_go_on() {
+    let mut c = cur(None, None, None);
+    c.tap = Some(ExistingPass {
+        id: "t1".into(),
+        created: None,
+    });
+    let p = plan(&c, &tap_req(false));
+    assert_eq!(labels(&p), ["mobile:create(+1 555****234)"]);
+    assert_eq!(p.outcome().map_err(|r| r.reason), Err(Reason::TapExists));
+    // forcedUpdate: delete, then create.
+    let p = plan(&c, &tap_req(true));
+    assert_eq!(
+        labels(&p),
+        [
+            "mobile:create(+1 555****234)",
+            "temporaryAccessPass:delete",
+            "temporaryAccessPass:create(480 min, once)"
+        ]
+    );
+    assert_eq!(p.outcome(), Ok(Outcome::Created));
+    // The request's own undelivered pass is replaced without forcedUpdate.
+    c.tap_is_ours = true;
+    let p = plan(&c, &tap_req(false));
+    assert!(labels(&p).contains(&"temporaryAccessPass:delete".to_string()));
+    assert!(p.deferred.is_none());
+}
+
+#[test]
+fn a_policy_that_is_off_refuses_the_pass_only() {
+    let mut c = cur(None, None, None);
+    c.tap_policy_off = true;
+    let p = plan(&c, &tap_req(false));
+    assert_eq!(labels(&p), ["mobile:create(+1 555****234)"]);
+    assert_eq!(
+        p.outcome().map_err(|r| r.reason),
+        Err(Reason::TapNotAllowedByPolicy)
+    );
 }

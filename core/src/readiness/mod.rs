@@ -496,14 +496,14 @@ pub fn write_csv<W: Write>(
 
 /// The shortest and longest Temporary Access Pass lifetimes the input file accepts (SPEC
 /// section 2: `TapLifetimeMinutes` 10-43200).
-pub const TAP_LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 10..=43_200;
+pub use crate::tap::LIFETIME_MINUTES as TAP_LIFETIME_MINUTES;
 
 /// The TAP file's header: the user column and `TapLifetimeMinutes` (SPEC section 2).
 pub const TAP_FILE_HEADER: [&str; 2] = ["UPN", "TapLifetimeMinutes"];
 
 /// A lifetime outside [`TAP_LIFETIME_MINUTES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a Temporary Access Pass lifetime of {0} minutes is outside 10-43200")]
+#[error("a Temporary Access Pass lifetime of {0} minutes is outside {min}-{max}", min = crate::tap::MIN_LIFETIME_MINUTES, max = crate::tap::MAX_LIFETIME_MINUTES)]
 pub struct TapLifetimeError(pub u32);
 
 /// Writes the at-risk users as an input file for Temporary Access Pass issuance: `UPN`, and

@@ -25,6 +25,7 @@
 //! [`setup::build_from_env`] builds the whole worker from the environment (the Lambda binary and
 //! the tests share it).
 
+pub mod passes;
 pub mod protected;
 pub mod redrive;
 pub mod setup;
@@ -44,7 +45,7 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 
-use crate::apply::{apply, UserResult};
+use crate::apply::{apply_with, ApplyOptions, UserResult};
 use crate::dlq::{attributes as dlq_attributes, DlqEntry, DlqPort};
 use crate::graph::error::ConfigFault;
 use crate::graph::GraphClient;
@@ -220,6 +221,8 @@ pub struct Worker {
     /// The job ledger and where a completed job's reports are asked for.
     ledger: Option<Arc<dyn LedgerPort>>,
     reports: Option<Arc<dyn ReportRequests>>,
+    /// Where Temporary Access Passes go ([`passes`]).
+    passes: Option<Arc<dyn passes::PassDeliveryPort>>,
 }
 
 /// How often a running worker publishes the certificate's days to expiry.
@@ -263,6 +266,7 @@ impl Worker {
             protected: None,
             ledger: None,
             reports: None,
+            passes: None,
         }
     }
 
@@ -298,6 +302,13 @@ impl Worker {
     ) -> Worker {
         self.ledger = Some(ledger);
         self.reports = reports;
+        self
+    }
+
+    /// Where Temporary Access Passes are delivered. Without it a request that asks for one is
+    /// a configuration fault (no pass is made that could not be delivered).
+    pub fn with_passes(mut self, passes: Arc<dyn passes::PassDeliveryPort>) -> Worker {
+        self.passes = Some(passes);
         self
     }
 
@@ -841,10 +852,86 @@ impl Worker {
                 detail,
             };
         }
+        // A Temporary Access Pass: where it goes, and whether an earlier delivery of this
+        // message delivered it already.
+        let mut req = req;
+        let mut own_pass: Option<String> = None;
+        let mut pass_route: Option<passes::PassRoute> = None;
+        let mut pass_note = None;
+        let mut held: Option<UserResult> = None;
+        if req.temporary_access_pass.is_some() && client.is_some() && self.batch_fault().is_none() {
+            match passes::prepare(self.passes.as_deref(), &req).await {
+                passes::Prepared::Invalid(detail) => {
+                    return self.reject_invalid(m, &body, detail, redriven).await
+                }
+                passes::Prepared::Delivered => {
+                    req.temporary_access_pass = None;
+                    pass_note = Some("the Temporary Access Pass was issued and delivered by an earlier delivery of this message: no second pass".to_string());
+                }
+                passes::Prepared::Route(route, own) => {
+                    own_pass = own;
+                    pass_route = Some(route);
+                }
+                passes::Prepared::Fault(f) => {
+                    let mut r = UserResult::transient_failure(f.to_string());
+                    r.config_fault = Some(f);
+                    held = Some(r);
+                }
+                passes::Prepared::Unavailable(e) => {
+                    held = Some(UserResult::transient_failure(e.to_string()));
+                }
+            }
+        }
         let mut retry_in = None;
         let (result, disposition) = match (client, self.batch_fault()) {
             (Some(client), None) => {
-                let result = apply(client, &req).await;
+                let mut result = match held {
+                    Some(r) => r,
+                    None => {
+                        let opts = ApplyOptions {
+                            own_pass_id: own_pass.as_deref(),
+                        };
+                        apply_with(client, &req, &opts).await
+                    }
+                };
+                if let Some(note) = pass_note.take() {
+                    result.notes.push(note);
+                }
+                // The pass goes to its one place, whatever became of the rest of the row.
+                if let Some(pass) = result.pass.take() {
+                    // Its id first (the next delivery replaces a pass it names that was not
+                    // delivered), then the pass itself.
+                    let delivery = match (&self.passes, &pass_route) {
+                        (Some(d), Some(route)) => {
+                            match d.record_pending(route, Some(&pass.method_id)).await {
+                                Ok(()) => d.deliver(route, &req, &pass).await,
+                                Err(e) => {
+                                    // Unrecorded, the next delivery would take the pass for
+                                    // someone else's (`tap_exists`): take it back now.
+                                    if let Err(de) =
+                                        client.delete_tap(&req.user, &pass.method_id).await
+                                    {
+                                        tracing::error!(message_id = %m.message_id, error = %de, "a Temporary Access Pass whose id could not be recorded could not be deleted either; the next delivery finds it as tap_exists");
+                                    }
+                                    Err(e)
+                                }
+                            }
+                        }
+                        _ => Err(passes::DeliveryError::Unavailable(
+                            "no route for the pass".into(),
+                        )),
+                    };
+                    drop(pass);
+                    if let Err(e) = delivery {
+                        tracing::error!(message_id = %m.message_id, error = %e, "a Temporary Access Pass was issued but not delivered; the next delivery replaces it");
+                        result = UserResult::transient_failure(format!(
+                            "the Temporary Access Pass was issued but could not be delivered ({e}); the next delivery of the message replaces it"
+                        ));
+                        if let passes::DeliveryError::Refused(why) = e {
+                            result.config_fault = Some(ConfigFault::PassDelivery(why));
+                        }
+                    }
+                }
                 if let Some(f) = &result.config_fault {
                     self.note_batch_fault(f);
                 }

@@ -10,6 +10,7 @@
 //! | `GRAPH_CLOUD`, `GRAPH_BASE_URL`, `LOGIN_BASE_URL` | Graph endpoints ([`GraphSettings`]) |
 //! | `QUEUE_URL` | the work queue itself: retry spacing and fresh copies (optional) |
 //! | `WORKER_CONCURRENCY`, `MAX_RECEIVE_COUNT`, `USER_NOT_FOUND_RETRY_SECONDS`, `CONFIGURATION_FAULT_RETRY_SECONDS` | [`WorkerConfig`] |
+//! | `PASS_BUCKET`, `PASS_KMS_KEY_ARN`, `PASS_DELIVERY_QUEUE_ARNS` | Temporary Access Pass delivery ([`crate::aws::passes`]); unset: requests that ask for a pass are a configuration fault |
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -105,6 +106,7 @@ async fn log_permissions(client: &GraphClient) {
                 Feature::PhoneMethods,
                 Feature::EmailMethods,
                 Feature::DefaultMethod,
+                Feature::Tap,
             ]
             .into_iter()
             .filter(|f| !f.granted_by(&roles))
@@ -201,6 +203,17 @@ where
             }
             tracing::info!(table = %l.table, retention_days = l.retention_days, "job ledger configured");
             worker.with_ledger(ledger, reports)
+        }
+        None => worker,
+    };
+    let worker = match crate::aws::passes::PassDeliverySettings::from_lookup(&lookup)? {
+        Some(p) => {
+            tracing::info!(bucket = %p.bucket, reply_queues = p.queues.len(), "Temporary Access Pass delivery configured");
+            worker.with_passes(Arc::new(crate::aws::passes::AwsPassDelivery::new(
+                crate::aws::clients::s3_client(sdk),
+                sqs.clone(),
+                p,
+            )))
         }
         None => worker,
     };
