@@ -312,7 +312,6 @@ impl GraphClient {
         ))
     }
 
-    /// Sends `call` with retries; returns the JSON body of a 2xx (None for 204 / empty).
     /// One Graph call (see [`GraphClient::execute`]): the endpoint files (`phone_methods`,
     /// `email_methods`, `sign_in_preferences`, `users`) describe their calls with this.
     pub(crate) async fn send(
@@ -348,6 +347,7 @@ impl GraphClient {
         .await
     }
 
+    /// Sends `call` with retries; returns the JSON body of a 2xx (None for 204 / empty).
     pub(crate) async fn execute(&self, call: Call) -> Result<Option<Value>, GraphError> {
         let url = format!(
             "{}/{}/{}",

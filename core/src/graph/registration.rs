@@ -5,10 +5,9 @@
 //! service throttles it on a budget of its own (five requests per 10 s per app and tenant); the
 //! client's separate admission for `reports/` paths keeps that apart from the method calls.
 
-use reqwest::Method;
 use serde::Deserialize;
 
-use crate::graph::client::{Api, GraphClient, Target};
+use crate::graph::client::GraphClient;
 use crate::graph::error::GraphError;
 
 /// The page size asked for. Graph's page of the API states none; `$top=999` is what clients ask
@@ -50,14 +49,6 @@ pub struct RegistrationPage {
     pub next: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct PageBody {
-    #[serde(default)]
-    value: Vec<RegistrationDetails>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
-}
-
 impl GraphClient {
     /// The first page of the report (`next = None`, [`REPORT_PAGE_SIZE`] rows asked for), or
     /// the page at `next` from an earlier [`RegistrationPage`].
@@ -71,22 +62,8 @@ impl GraphClient {
                 "reports/authenticationMethods/userRegistrationDetails?$top={REPORT_PAGE_SIZE}"
             ),
         };
-        let body = self
-            .send(Method::GET, Api::V1, path, None, Target::User)
-            .await?
-            .ok_or_else(|| {
-                GraphError::InvalidResponse("userRegistrationDetails: empty body".into())
-            })?;
-        let page: PageBody = serde_json::from_value(body)
-            .map_err(|e| GraphError::InvalidResponse(format!("userRegistrationDetails: {e}")))?;
-        let next = match page.next_link {
-            None => None,
-            Some(link) => Some(self.relative_v1_path(&link)?),
-        };
-        Ok(RegistrationPage {
-            rows: page.value,
-            next,
-        })
+        let (rows, next) = self.get_page(path, "userRegistrationDetails").await?;
+        Ok(RegistrationPage { rows, next })
     }
 }
 

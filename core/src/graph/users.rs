@@ -27,11 +27,33 @@ pub struct UsersPage {
 }
 
 #[derive(Deserialize)]
-struct PageBody {
-    #[serde(default)]
-    value: Vec<DirectoryUser>,
+struct PageBody<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
+}
+
+impl GraphClient {
+    /// One page of a paged collection at `path` (`what` names it in errors): its rows, and the
+    /// path of the next page (`@odata.nextLink` made relative to v1.0), if any.
+    pub(crate) async fn get_page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+        what: &str,
+    ) -> Result<(Vec<T>, Option<String>), GraphError> {
+        let body = self
+            .send(Method::GET, Api::V1, path, None, Target::User)
+            .await?
+            .ok_or_else(|| GraphError::InvalidResponse(format!("{what}: empty body")))?;
+        let page: PageBody<T> = serde_json::from_value(body)
+            .map_err(|e| GraphError::InvalidResponse(format!("{what}: {e}")))?;
+        let next = match page.next_link {
+            None => None,
+            Some(link) => Some(self.relative_v1_path(&link)?),
+        };
+        Ok((page.value, next))
+    }
 }
 
 impl GraphClient {
@@ -49,20 +71,8 @@ impl GraphClient {
                 top.clamp(1, MAX_USERS_PAGE_SIZE)
             ),
         };
-        let body = self
-            .send(Method::GET, Api::V1, path, None, Target::User)
-            .await?
-            .ok_or_else(|| GraphError::InvalidResponse("users: empty body".into()))?;
-        let page: PageBody = serde_json::from_value(body)
-            .map_err(|e| GraphError::InvalidResponse(format!("users: {e}")))?;
-        let next = match page.next_link {
-            None => None,
-            Some(link) => Some(self.relative_v1_path(&link)?),
-        };
-        Ok(UsersPage {
-            users: page.value,
-            next,
-        })
+        let (users, next) = self.get_page(path, "users").await?;
+        Ok(UsersPage { users, next })
     }
 
     /// One user by UPN or object id (`GET /users/{id}?$select=id,userPrincipalName`).
@@ -88,15 +98,10 @@ impl GraphClient {
             crate::graph::client::encode_user_segment(group)?
         );
         loop {
-            let body = self
-                .send(Method::GET, Api::V1, path, None, Target::User)
-                .await?
-                .ok_or_else(|| GraphError::InvalidResponse("group members: empty body".into()))?;
-            let page: PageBody = serde_json::from_value(body)
-                .map_err(|e| GraphError::InvalidResponse(format!("group members: {e}")))?;
-            users.extend(page.value);
-            match page.next_link {
-                Some(link) => path = self.relative_v1_path(&link)?,
+            let (page, next) = self.get_page(path, "group members").await?;
+            users.extend(page);
+            match next {
+                Some(p) => path = p,
                 None => return Ok(users),
             }
         }

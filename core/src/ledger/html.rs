@@ -36,11 +36,8 @@ pub fn render(summary: &JobSummary, rows: &[RowRecord], generated_at: &str) -> S
     };
     let status = summary.status().as_str();
 
-    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    let _ = writeln!(h, "<title>mfa-preload report: {}</title>", esc(label));
-    h.push_str(STYLE);
-    h.push_str("</head>\n<body>\n<main>\n");
+    crate::html::head(&mut h, &format!("mfa-preload report: {label}"), STYLE);
+    h.push_str("<body>\n<main>\n");
 
     // Title and status.
     let _ = writeln!(
@@ -133,23 +130,12 @@ pub fn render(summary: &JobSummary, rows: &[RowRecord], generated_at: &str) -> S
     h
 }
 
-const STYLE: &str = r#"<style>
+/// The page's palette and its own rules, after [`crate::html::head`]'s shared ones.
+const STYLE: &str = r#"
 :root { color-scheme: light; --fg: #1b1f24; --muted: #5b6570; --line: #d8dde3; --bg: #ffffff;
   --soft: #f4f6f8; --ok: #1f7a3f; --warn: #b35c00; --bad: #b3261e; --info: #2f5fa8; --grey: #8a949e; }
-* { box-sizing: border-box; }
-html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 40px; }
-header { border-bottom: 3px solid var(--fg); margin-bottom: 18px; padding-bottom: 10px; }
-.kicker { margin: 0; color: var(--muted); text-transform: uppercase; letter-spacing: .08em; font-size: 12px; }
-h1 { margin: 2px 0 0; font-size: 26px; overflow-wrap: anywhere; }
-h2 { font-size: 18px; margin: 28px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 .job { margin: 4px 0 0; color: var(--muted); overflow-wrap: anywhere; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 13px; }
-.facts { display: flex; flex-wrap: wrap; gap: 10px 28px; align-items: baseline; }
-.fact .k { color: var(--muted); font-size: 13px; display: block; }
-.fact .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .status { padding: 1px 10px; border-radius: 10px; font-size: 15px; color: #fff; background: var(--warn); }
 .status.complete { background: var(--ok); }
 .progress { flex-basis: 100%; }
@@ -159,14 +145,7 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; 
 dl.timing { display: grid; grid-template-columns: max-content 1fr; gap: 2px 18px; margin: 0; }
 dl.timing dt { color: var(--muted); }
 dl.timing dd { margin: 0; font-variant-numeric: tabular-nums; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: var(--soft); font-size: 13px; color: var(--muted); font-weight: 600; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.bar { width: 38%; }
-td.bar svg { display: block; width: 100%; height: 16px; }
 td.bar rect { fill: var(--info); }
-td.bar rect.track { fill: var(--soft); }
 td.bar rect.created, td.bar rect.updated { fill: var(--ok); }
 td.bar rect.deleted { fill: var(--info); }
 td.bar rect.unchanged, td.bar rect.skipped_exists { fill: var(--grey); }
@@ -181,15 +160,7 @@ table.actions td.todo { color: var(--muted); }
 .outcome-failed { color: var(--warn); font-weight: 600; }
 .empty { padding: 10px 14px; background: var(--soft); border-left: 4px solid var(--ok); }
 .more { padding: 8px 12px; background: #fff6e5; border-left: 4px solid var(--warn); }
-footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
-@media print {
-  body { font-size: 11pt; }
-  main { max-width: none; padding: 0; }
-  h2 { break-after: avoid; }
-  tr { break-inside: avoid; }
-  thead { display: table-header-group; }
-}
-</style>
+@media print { body { font-size: 11pt; } h2 { break-after: avoid; } }
 "#;
 
 /// `<span id=ID data-value=N>1,234</span>`, or "not known yet" with an empty value.

@@ -37,30 +37,12 @@ pub struct Page<'a> {
     pub tenant: &'a str,
 }
 
-const STYLE: &str = r#"<style>
+/// The page's palette and its own rules, after [`crate::html::head`]'s shared ones.
+const STYLE: &str = r#"
 :root { color-scheme: light; --fg: #1b1f24; --muted: #5b6570; --line: #d8dde3; --soft: #f4f6f8;
   --good: #1f7a3f; --app: #2f5fa8; --phone: #b3261e; --mail: #b35c00; --none: #6b4fa3; }
-* { box-sizing: border-box; }
-html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { margin: 0; background: #fff; color: var(--fg);
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 40px; }
-header { border-bottom: 3px solid var(--fg); margin-bottom: 18px; padding-bottom: 10px; }
-.kicker { margin: 0; color: var(--muted); text-transform: uppercase; letter-spacing: .08em; font-size: 12px; }
-h1 { margin: 2px 0 0; font-size: 26px; overflow-wrap: anywhere; }
-h2 { font-size: 18px; margin: 28px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-.facts { display: flex; flex-wrap: wrap; gap: 10px 28px; align-items: baseline; }
-.fact .k { color: var(--muted); font-size: 13px; display: block; }
-.fact .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .deadline { padding: 10px 14px; background: #fdecea; border-left: 4px solid var(--phone); margin: 14px 0; }
 .note { color: var(--muted); font-size: 13px; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: var(--soft); font-size: 13px; color: var(--muted); font-weight: 600; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.bar { width: 38%; }
-td.bar svg { display: block; width: 100%; height: 16px; }
-td.bar rect.track { fill: var(--soft); }
 rect.phishing_resistant { fill: var(--good); }
 rect.authenticator_app { fill: var(--app); }
 rect.phone_only { fill: var(--phone); }
@@ -70,9 +52,6 @@ tr.zero td { color: #8a949e; }
 table.users td { font-size: 13px; overflow-wrap: anywhere; }
 .empty { padding: 10px 14px; background: var(--soft); border-left: 4px solid var(--good); }
 .more { padding: 8px 12px; background: #fff6e5; border-left: 4px solid var(--mail); }
-footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
-@media print { main { max-width: none; padding: 0; } tr { break-inside: avoid; } thead { display: table-header-group; } }
-</style>
 "#;
 
 fn fact(h: &mut String, label: &str, id: &str, value: &str, shown: &str) {
@@ -92,11 +71,12 @@ pub fn render(p: &Page<'_>) -> String {
     let at_risk = p.tally.at_risk();
     let left = days_left(p.today);
     let end = sms_voice_end();
-    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    let _ = writeln!(h, "<title>mfa-preload readiness: {}</title>", esc(p.tenant));
-    h.push_str(STYLE);
-    h.push_str("</head>\n<body>\n<main>\n<header>\n<p class=\"kicker\">mfa-preload readiness for the end of SMS and voice</p>\n");
+    crate::html::head(
+        &mut h,
+        &format!("mfa-preload readiness: {}", p.tenant),
+        STYLE,
+    );
+    h.push_str("<body>\n<main>\n<header>\n<p class=\"kicker\">mfa-preload readiness for the end of SMS and voice</p>\n");
     let _ = writeln!(h, "<h1>{}</h1>\n</header>", esc(p.tenant));
 
     let _ = writeln!(
