@@ -34,11 +34,14 @@ Options:
                        email           the SSPR email method        UserAuthMethod-Email.ReadWrite.All
                        default-method  the DefaultMethod column     UserAuthenticationMethod.ReadWrite.All
                                        (no narrower permission exists; it covers phone, email and
-                                       tap, which then add nothing)
+                                       the passes of tap, which then add nothing
+                                       but the policy read)
                        export          `mfa-preload export` of all users: User.Read.All, plus
                                        UserAuthMethod-Phone.Read.All / -Email.Read.All unless phone /
                                        email (or default-method) already allow reading them
-                       tap             Temporary Access Pass        UserAuthMethod-TAP.ReadWrite.All
+                       tap             Temporary Access Pass        UserAuthMethod-TAP.ReadWrite.All and
+                                       Policy.Read.AuthenticationMethod (the pass policy, read once
+                                       per run)
                        readiness       registration report          AuditLog.Read.All
                        readiness-per-user  `mfa-preload readiness` user by user (no report
                                        permission, or --source per-user): User.Read.All and
@@ -144,7 +147,7 @@ if ((want_email)); then
     need UserAuthMethod-Email.ReadWrite.All; got email UserAuthMethod-Email.ReadWrite.All
   fi
 fi
-if ((want_default)); then got default-method "$BROAD (covers phone, email and tap too)"; fi
+if ((want_default)); then got default-method "$BROAD (covers phone, email and the passes of tap too)"; fi
 if ((want_export)); then
   need User.Read.All
   export_got="User.Read.All"
@@ -165,9 +168,13 @@ if ((want_export)); then
   got export "$export_got"
 fi
 if ((want_tap)); then
-  if ((want_default)); then got tap "$BROAD (default-method)"; else
-    need UserAuthMethod-TAP.ReadWrite.All; got tap UserAuthMethod-TAP.ReadWrite.All
+  # Reading the tenant's Temporary Access Pass policy once per run, instead of learning it from
+  # each user's answer (https://learn.microsoft.com/en-us/graph/api/temporaryaccesspassauthenticationmethodconfiguration-get).
+  if ((want_default)); then got tap "$BROAD (default-method), Policy.Read.AuthenticationMethod"; else
+    need UserAuthMethod-TAP.ReadWrite.All
+    got tap "UserAuthMethod-TAP.ReadWrite.All, Policy.Read.AuthenticationMethod"
   fi
+  need Policy.Read.AuthenticationMethod
 fi
 if ((want_readiness)); then need AuditLog.Read.All; got readiness AuditLog.Read.All; fi
 # Listing every method of a user: UserAuthenticationMethod.Read.All is the least privileged

@@ -29,6 +29,7 @@ readonly ID_TAP="aaaaaaa1-0000-4000-8000-000000000005"
 readonly ID_AUDIT="aaaaaaa1-0000-4000-8000-000000000006"
 readonly ID_DIRECTORY_RW="aaaaaaa1-0000-4000-8000-000000000007"
 readonly ID_METHODS_READ="aaaaaaa1-0000-4000-8000-000000000008"
+readonly ID_TAP_POLICY="aaaaaaa1-0000-4000-8000-000000000009"
 readonly ID_SCOPE_USER_READ="e1fe6dd8-ba31-4d61-89e7-88639da4683d"
 readonly OTHER_API="00000002-0000-0ff1-ce00-000000000000"
 
@@ -220,6 +221,7 @@ tenant() {
     printf '%s\t%s\n' AuditLog.Read.All "$ID_AUDIT"
     printf '%s\t%s\n' Directory.ReadWrite.All "$ID_DIRECTORY_RW"
     printf '%s\t%s\n' UserAuthenticationMethod.Read.All "$ID_METHODS_READ"
+    printf '%s\t%s\n' Policy.Read.AuthenticationMethod "$ID_TAP_POLICY"
   } >"$state/graph_roles"
   printf '%s\t%s\n' User.Read "$ID_SCOPE_USER_READ" >"$state/graph_scopes"
   printf '%s\n' "Office 365 Exchange Online" >"$state/sps/$OTHER_API"
@@ -398,15 +400,15 @@ finish
 start "--features tap,readiness,phone: TAP, AuditLog, phone"
 run --cert "$cert" --features 'tap, readiness,phone'
 expect_rc 0
-expect_requested "$NEW1" "$ID_TAP" "$ID_AUDIT" "$ID_PHONE"
-expect_out out "tap             UserAuthMethod-TAP.ReadWrite.All"
+expect_requested "$NEW1" "$ID_TAP" "$ID_TAP_POLICY" "$ID_AUDIT" "$ID_PHONE"
+expect_out out "tap             UserAuthMethod-TAP.ReadWrite.All, Policy.Read.AuthenticationMethod"
 expect_out out "readiness       AuditLog.Read.All"
 finish
 
 start "--features default-method,export,tap,readiness: the broad one covers methods and TAP"
 run --cert "$cert" --features default-method,export,tap,readiness
 expect_rc 0
-expect_requested "$NEW1" "$ID_BROAD" "$ID_USER_READ" "$ID_AUDIT"
+expect_requested "$NEW1" "$ID_BROAD" "$ID_USER_READ" "$ID_TAP_POLICY" "$ID_AUDIT"
 finish
 
 start "--features readiness,readiness-per-user: AuditLog, User.Read.All, reading every method"
