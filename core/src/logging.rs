@@ -21,7 +21,17 @@ pub fn init_lambda() {
             .try_init();
         return;
     }
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = lambda_json(filter(), std::io::stdout).try_init();
+}
+
+/// The subscriber of Lambda's JSON lines, writing to `writer` (stdout in Lambda; tests capture
+/// the same lines to scan them).
+pub fn lambda_json<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
@@ -29,8 +39,9 @@ pub fn init_lambda() {
         .with_target(false)
         .with_ansi(false)
         .without_time()
-        .with_env_filter(filter())
-        .try_init();
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
 }
 
 /// Human-readable lines on stderr for the command-line tool (level from `RUST_LOG`, default warn).

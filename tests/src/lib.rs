@@ -1,6 +1,7 @@
 //! Helpers shared by the integration and end-to-end tests: AWS clients pointed at the moto server
 //! that `scripts/test.sh` starts, throwaway buckets/queues/secrets, and queue draining.
 
+pub mod app;
 pub mod backpressure;
 pub mod browser;
 pub mod collector;

@@ -31,16 +31,18 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use e2e_tests::app::{
+    fixture_text as fixture, pem_secret, quick_options as options, CLIENT_ID, TENANT,
+};
 use e2e_tests::lambda_rt::{LogLine, Stream};
 use e2e_tests::poller::sqs_record;
 use e2e_tests::secrets_scan::Needles;
 use e2e_tests::{
-    create_bucket, create_fifo_queue, create_queues, drain, queue_arn, repo_path, s3_client,
-    s3_put_event, sdk_config, unique, Queues, Received,
+    create_bucket, create_fifo_queue, create_queues, drain, queue_arn, s3_client, s3_put_event,
+    sdk_config, unique, Queues, Received,
 };
 use graph_sim::{GraphSim, IssuedPass, SeedUser, SimConfig, TapPolicy};
 use mfa_preload_core::aws::s3::ObjectStore;
-use mfa_preload_core::graph::{ClientOptions, LimiterConfig};
 use mfa_preload_core::ingest::{Ingest, IngestConfig};
 use mfa_preload_core::results::excel_safe;
 use mfa_preload_core::tap::PASS_FILE_HEADER;
@@ -50,8 +52,6 @@ use mfa_preload_core::worker::{
 use mfa_preload_core::{DlqEntry, Outcome, Reason};
 use serde_json::{json, Value};
 
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 /// A mobile in Graph form, as the ingest writes a valid cell.
 const M1: &str = "+31 612345678";
 /// Receives before a message is dead-lettered: the queue's redrive policy and the worker's
@@ -61,38 +61,6 @@ const MAX_RECEIVES: u32 = 3;
 const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/5c6d2e1f-8a3b-4c7d-9e0f-1a2b3c4d5e6f";
 /// The uploaded file (a space in the key, as users name files).
 const FILE_KEY: &str = "incoming/new hires.csv";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(repo_path(&format!("tests/fixtures/{name}"))).expect("fixture")
-}
-
-fn pem_secret() -> String {
-    json!({
-        "tenantId": TENANT,
-        "clientId": CLIENT_ID,
-        "certificatePem": fixture("test-app.crt.pem"),
-        "privateKeyPem": fixture("test-app.key.pem"),
-    })
-    .to_string()
-}
-
-/// Quick retries, so that the tests spend their time on the pipeline, not on waiting.
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        max_attempts: 6,
-        max_throttled_attempts: 12,
-        backoff_base: Duration::from_millis(5),
-        backoff_cap: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(2),
-        limiter: LimiterConfig {
-            initial: 16,
-            ..LimiterConfig::default()
-        },
-        roles_recheck: Duration::ZERO,
-    }
-}
 
 /// An onboarding producer's request for a pass.
 fn producer_body(id: &str, user: &str, row: Option<u64>, reply_to: Option<&str>) -> String {
@@ -203,20 +171,11 @@ impl Logs {
     fn capture() -> Logs {
         let sink = Sink::default();
         let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_target(false)
-            .with_ansi(false)
-            .without_time()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-                "{},graph_sim=off",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,mfa_preload_core=trace".into())
-            )))
-            .with_writer(move || writer.clone())
-            .finish();
+        let filter = tracing_subscriber::EnvFilter::new(format!(
+            "{},graph_sim=off",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,mfa_preload_core=trace".into())
+        ));
+        let subscriber = mfa_preload_core::logging::lambda_json(filter, move || writer.clone());
         Logs {
             sink,
             _guard: tracing::subscriber::set_default(subscriber),

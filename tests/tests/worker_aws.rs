@@ -12,16 +12,14 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 use base64::Engine as _;
+use e2e_tests::app::{fixture, pem_secret, quick_options as options, CLIENT_ID, TENANT};
 use e2e_tests::poller::sqs_record;
-use e2e_tests::{create_queues, drain, queue_arn, repo_path, sdk_config, unique, Queues, Received};
+use e2e_tests::{create_queues, drain, queue_arn, sdk_config, unique, Queues, Received};
 use graph_sim::{FaultConfig, FaultKind, GraphSim, SeedUser, SimConfig};
-use mfa_preload_core::graph::{ClientOptions, LimiterConfig};
 use mfa_preload_core::worker::{build_with_options, SetupError, Worker};
 use mfa_preload_core::{DlqEntry, Reason};
 use serde_json::{json, Value};
 
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const M1: &str = "+1 5555551234";
 const M2: &str = "+1 5555559999";
 const M3: &str = "+44 7700900123";
@@ -29,20 +27,6 @@ const O1: &str = "+31 201234567";
 /// Receives before a message is dead-lettered: the queue's redrive policy and the worker's
 /// `MAX_RECEIVE_COUNT` agree, as in the template.
 const MAX_RECEIVES: u32 = 3;
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(repo_path(&format!("tests/fixtures/{name}"))).expect("fixture")
-}
-
-fn pem_secret() -> String {
-    json!({
-        "tenantId": TENANT,
-        "clientId": CLIENT_ID,
-        "certificatePem": String::from_utf8(fixture("test-app.crt.pem")).expect("utf-8"),
-        "privateKeyPem": String::from_utf8(fixture("test-app.key.pem")).expect("utf-8"),
-    })
-    .to_string()
-}
 
 fn pfx_secret(password: &str) -> String {
     json!({
@@ -52,24 +36,6 @@ fn pfx_secret(password: &str) -> String {
         "pfxPassword": password,
     })
     .to_string()
-}
-
-/// Quick retries, so that the tests spend their time on the pipeline, not on waiting.
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        max_attempts: 6,
-        max_throttled_attempts: 12,
-        backoff_base: Duration::from_millis(5),
-        backoff_cap: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(2),
-        limiter: LimiterConfig {
-            initial: 16,
-            ..LimiterConfig::default()
-        },
-        roles_recheck: Duration::ZERO,
-    }
 }
 
 fn seed(upn: &str, mobile: Option<&str>, office: Option<&str>, default: Option<&str>) -> SeedUser {

@@ -9,11 +9,13 @@
 mod graph;
 mod ingest;
 mod ledger;
+mod passes;
 mod worker;
 
 pub use graph::{normalise_base_url, GraphCloud, GraphSettings};
 pub use ingest::IngestConfig;
 pub use ledger::{LedgerSettings, DEFAULT_RETENTION_DAYS};
+pub use passes::PassDeliverySettings;
 pub use worker::{WorkerConfig, MAX_VISIBILITY};
 
 use std::ops::RangeInclusive;

@@ -872,14 +872,7 @@ impl Worker {
                     own_pass = own;
                     pass_route = Some(route);
                 }
-                passes::Prepared::Fault(f) => {
-                    let mut r = UserResult::transient_failure(f.to_string());
-                    r.config_fault = Some(f);
-                    held = Some(r);
-                }
-                passes::Prepared::Unavailable(e) => {
-                    held = Some(UserResult::transient_failure(e.to_string()));
-                }
+                passes::Prepared::Failed(e) => held = Some(passes::failed(&e, e.to_string())),
             }
         }
         let mut retry_in = None;
@@ -899,37 +892,19 @@ impl Worker {
                 }
                 // The pass goes to its one place, whatever became of the rest of the row.
                 if let Some(pass) = result.pass.take() {
-                    // Its id first (the next delivery replaces a pass it names that was not
-                    // delivered), then the pass itself.
-                    let delivery = match (&self.passes, &pass_route) {
-                        (Some(d), Some(route)) => {
-                            match d.record_pending(route, Some(&pass.method_id)).await {
-                                Ok(()) => d.deliver(route, &req, &pass).await,
-                                Err(e) => {
-                                    // Unrecorded, the next delivery would take the pass for
-                                    // someone else's (`tap_exists`): take it back now.
-                                    if let Err(de) =
-                                        client.delete_tap(&req.user, &pass.method_id).await
-                                    {
-                                        tracing::error!(message_id = %m.message_id, error = %de, "a Temporary Access Pass whose id could not be recorded could not be deleted either; the next delivery finds it as tap_exists");
-                                    }
-                                    Err(e)
-                                }
-                            }
-                        }
-                        _ => Err(passes::DeliveryError::Unavailable(
-                            "no route for the pass".into(),
-                        )),
-                    };
-                    drop(pass);
+                    let delivery = passes::hand_over(
+                        self.passes.as_deref(),
+                        pass_route.as_ref(),
+                        client,
+                        &req,
+                        pass,
+                    )
+                    .await;
                     if let Err(e) = delivery {
                         tracing::error!(message_id = %m.message_id, error = %e, "a Temporary Access Pass was issued but not delivered; the next delivery replaces it");
-                        result = UserResult::transient_failure(format!(
+                        result = passes::failed(&e, format!(
                             "the Temporary Access Pass was issued but could not be delivered ({e}); the next delivery of the message replaces it"
                         ));
-                        if let passes::DeliveryError::Refused(why) = e {
-                            result.config_fault = Some(ConfigFault::PassDelivery(why));
-                        }
                     }
                 }
                 if let Some(f) = &result.config_fault {

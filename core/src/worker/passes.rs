@@ -68,7 +68,7 @@ pub enum DeliveryError {
     Unavailable(String),
     /// The deployment refuses it (no such bucket, access denied, a KMS key that may not be
     /// used): a configuration fault until an administrator fixes it.
-    #[error("pass delivery refused: {0}")]
+    #[error("Temporary Access Passes cannot be delivered: {0}")]
     Refused(String),
 }
 
@@ -186,27 +186,14 @@ pub enum Prepared {
     Delivered,
     /// The message cannot have a pass (`invalid_message`).
     Invalid(String),
-    /// The deployment cannot deliver passes: a configuration fault.
-    Fault(crate::graph::error::ConfigFault),
-    /// The records could not be read or written: try the message again.
-    Unavailable(DeliveryError),
-}
-
-impl Prepared {
-    fn from_error(e: DeliveryError) -> Prepared {
-        match e {
-            DeliveryError::Refused(why) => {
-                Prepared::Fault(crate::graph::error::ConfigFault::PassDelivery(why))
-            }
-            e => Prepared::Unavailable(e),
-        }
-    }
+    /// The records could not be read or written (or there is no delivery): no pass is made.
+    Failed(DeliveryError),
 }
 
 /// Routes `req`'s pass and looks up whether it was delivered.
 pub async fn prepare(delivery: Option<&dyn PassDeliveryPort>, req: &Request) -> Prepared {
     let Some(delivery) = delivery else {
-        return Prepared::Fault(crate::graph::error::ConfigFault::PassDelivery(
+        return Prepared::Failed(DeliveryError::Refused(
             "the worker has no pass delivery configured (PASS_BUCKET, PASS_KMS_KEY_ARN)".into(),
         ));
     };
@@ -214,22 +201,57 @@ pub async fn prepare(delivery: Option<&dyn PassDeliveryPort>, req: &Request) -> 
         Ok(r) => r,
         Err(detail) => return Prepared::Invalid(detail),
     };
-    match delivery.delivered(&route).await {
-        Ok(true) => return Prepared::Delivered,
-        Ok(false) => {}
-        Err(e) => return Prepared::from_error(e),
+    let looked_up = async {
+        if delivery.delivered(&route).await? {
+            return Ok(None);
+        }
+        // An earlier delivery made a pass it names and did not deliver it; else the record is
+        // written before any pass exists, so that a bucket or key the worker may not use is
+        // found now, not after Graph made a pass that could not be delivered.
+        let own = delivery.pending(&route).await?;
+        if own.is_none() {
+            delivery.record_pending(&route, None).await?;
+        }
+        Ok(Some(own))
+    };
+    match looked_up.await {
+        Ok(None) => Prepared::Delivered,
+        Ok(Some(own)) => Prepared::Route(route, own),
+        Err(e) => Prepared::Failed(e),
     }
-    match delivery.pending(&route).await {
-        // An earlier delivery made this pass and did not deliver it.
-        Ok(Some(id)) => Prepared::Route(route, Some(id)),
-        // Written before any pass exists: a bucket or key the worker may not use is found
-        // now, not after Graph made a pass that could not be delivered.
-        Ok(None) => match delivery.record_pending(&route, None).await {
-            Ok(()) => Prepared::Route(route, None),
-            Err(e) => Prepared::from_error(e),
-        },
-        Err(e) => Prepared::from_error(e),
+}
+
+/// Hands an issued pass over: its id into the route's pending record (the next delivery
+/// replaces a pass it names that was not delivered), then the pass itself. A pass whose id
+/// cannot be recorded is deleted at once: unrecorded, the next delivery would take it for
+/// someone else's (`tap_exists`).
+pub async fn hand_over(
+    delivery: Option<&dyn PassDeliveryPort>,
+    route: Option<&PassRoute>,
+    client: &crate::graph::GraphClient,
+    req: &Request,
+    pass: IssuedPass,
+) -> Result<(), DeliveryError> {
+    let (Some(d), Some(route)) = (delivery, route) else {
+        return Err(DeliveryError::Unavailable("no route for the pass".into()));
+    };
+    if let Err(e) = d.record_pending(route, Some(&pass.method_id)).await {
+        if let Err(de) = client.delete_tap(&req.user, &pass.method_id).await {
+            tracing::error!(error = %de, "a Temporary Access Pass whose id could not be recorded could not be deleted either; the next delivery finds it as tap_exists");
+        }
+        return Err(e);
     }
+    d.deliver(route, req, &pass).await
+}
+
+/// The user's result when a pass could not be delivered (or prepared): retried by the queue;
+/// a refusal by the deployment is a configuration fault as well.
+pub fn failed(e: &DeliveryError, detail: String) -> crate::apply::UserResult {
+    let mut r = crate::apply::UserResult::transient_failure(detail);
+    if let DeliveryError::Refused(why) = e {
+        r.config_fault = Some(crate::graph::error::ConfigFault::PassDelivery(why.clone()));
+    }
+    r
 }
 
 /// Delivery of passes: the AWS adapter is [`crate::aws::passes::AwsPassDelivery`].

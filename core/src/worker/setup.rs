@@ -206,7 +206,7 @@ where
         }
         None => worker,
     };
-    let worker = match crate::aws::passes::PassDeliverySettings::from_lookup(&lookup)? {
+    let worker = match crate::config::PassDeliverySettings::from_lookup(&lookup)? {
         Some(p) => {
             tracing::info!(bucket = %p.bucket, reply_queues = p.queues.len(), "Temporary Access Pass delivery configured");
             worker.with_passes(Arc::new(crate::aws::passes::AwsPassDelivery::new(
